@@ -1,0 +1,123 @@
+"""Run configuration: one flat dataclass, read from YAML or TOML, overridden from the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomllib
+import yaml
+
+
+@dataclass
+class Config:
+    # data
+    dataset: str = "ml-1m"  # a registered name or the path of an interaction file
+    data_dir: str | None = None
+    min_user_interactions: int = 5
+    split_order: str = "random"  # or "temporal"
+    split_seed: int = 0
+    num_candidates: int = 100
+    candidate_seed: int = 0
+    read_options: dict = field(default_factory=dict)  # sep, header, columns for own files
+    # model
+    model: str = "mf"
+    dim: int = 32
+    dropout: float = 0.0
+    model_options: dict = field(default_factory=dict)  # model-specific, e.g. layers
+    boundary: str = "linear"  # or "free"
+    # loss and sampling
+    loss: str = "native"  # "native", "uib", or a loss name
+    alpha: float = 1.0
+    num_negatives: int | None = None  # None: 32 for UIB, 1 for pairwise, 4 for BCE
+    loss_options: dict = field(default_factory=dict)
+    # optimisation
+    optimizer: str = "adagrad"  # or "adam"
+    lr: float = 1.0
+    weight_decay: float = 0.0  # L2 on the batch's embedding rows, decay/2 * sum of squares
+    batch_size: int = 1024
+    epochs: int = 500
+    eval_every: int = 10
+    patience: int = 5  # validations without a better validation metric before stopping
+    metric: str = "ndcg@10"
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None  # torch intra-op threads; None leaves torch's default
+    # output
+    output: str = "runs"  # runs are written in a new folder under this one
+    run_name: str | None = None
+    cache_dir: str | None = None  # split candidates; default <output>/.cache
+    full_ranking: bool = True  # also evaluate the test set by full ranking
+    progress: bool = True
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def run_label(self) -> str:
+        loss = self.loss if self.loss != "native" else "native"
+        return f"{Path(self.dataset).name}-{self.model}-{loss}-seed{self.seed}"
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def read_config_file(path) -> dict:
+    path = Path(path)
+    text = path.read_text()
+    if path.suffix in (".toml", ".tml"):
+        data = tomllib.loads(text)
+    elif path.suffix in (".yaml", ".yml", ".json"):
+        data = yaml.safe_load(text) or {}
+    else:
+        raise ValueError(f"{path}: config files must be .yaml, .yml, .toml or .json")
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of settings at the top level")
+    return data
+
+
+def parse_value(text: str):
+    """A command-line value: YAML scalars and flow collections (``8``, ``true``, ``[64,32]``)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def make_config(base: dict | None = None, overrides: dict | None = None) -> Config:
+    """A ``Config`` from a mapping plus overrides; unknown keys raise with the known ones."""
+    merged = dict(base or {})
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    unknown = sorted(set(merged) - set(FIELDS))
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known settings: "
+                         f"{', '.join(sorted(FIELDS))}")
+    config = Config(**merged)
+    _check(config)
+    return config
+
+
+def _check(config: Config) -> None:
+    positive = ("dim", "batch_size", "epochs", "eval_every", "patience", "num_candidates")
+    for name in positive:
+        if getattr(config, name) is None or getattr(config, name) < 1:
+            raise ValueError(f"{name} must be at least 1, got {getattr(config, name)!r}")
+    if not 0.0 <= config.dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {config.dropout}")
+    if config.lr <= 0:
+        raise ValueError(f"lr must be positive, got {config.lr}")
+    if config.num_negatives is not None and config.num_negatives < 1:
+        raise ValueError(f"num_negatives must be at least 1, got {config.num_negatives}")
+
+
+def save_config(config: Config, path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def load_config(path) -> Config:
+    return make_config(read_config_file(path))
+
+
+def to_json(data) -> str:
+    return json.dumps(data, indent=2, sort_keys=False, default=float)

@@ -1,0 +1,179 @@
+"""Named datasets: where each is published, which files it has, how to read them.
+
+A dataset is looked for, in order, in the folder given (``data_dir``), in
+``$UIBREC_DATA_DIR``, and in the user cache (``$UIBREC_CACHE_DIR`` or
+``~/.cache/uibrec/data``). If none holds it, it is downloaded into the cache from its
+official address; when that fails (offline), the error says which file to put where.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from uibrec.data.interactions import Interactions
+from uibrec.data.readers import read_csv_with_header, read_movielens_100k, read_movielens_dat
+
+logger = logging.getLogger(__name__)
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A named dataset is in none of the folders searched and could not be downloaded."""
+
+
+@dataclass(frozen=True)
+class DatasetFile:
+    """One acceptable file for a dataset, relative to a data folder, and its reader."""
+
+    path: str
+    reader: Callable[..., Interactions]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    description: str
+    url: str  # official download address
+    files: tuple[DatasetFile, ...]  # in order of preference
+    # archive member -> path under the cache folder, for what the download unpacks
+    unpack: dict = field(default_factory=dict)
+    citation: str = ""
+
+
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    DATASETS[spec.name] = spec
+    return spec
+
+
+register_dataset(DatasetSpec(
+    name="ml-100k",
+    description="MovieLens 100K (GroupLens): 100,000 ratings, 943 users, 1,682 movies",
+    url="https://files.grouplens.org/datasets/movielens/ml-100k.zip",
+    files=(DatasetFile("ml-100k/u.data", read_movielens_100k),),
+    unpack={"ml-100k/u.data": "ml-100k/u.data"},
+    citation="F. M. Harper and J. A. Konstan. The MovieLens Datasets. ACM TiiS 5(4), 2015.",
+))
+register_dataset(DatasetSpec(
+    name="ml-1m",
+    description="MovieLens 1M (GroupLens): 1,000,209 ratings, 6,040 users, 3,706 movies",
+    url="https://files.grouplens.org/datasets/movielens/ml-1m.zip",
+    files=(
+        DatasetFile("ml-1m/ratings.dat", read_movielens_dat),
+        DatasetFile("ml-1m/ratings.dat.gz", read_movielens_dat),
+        # A complete csv copy (user,item,rating) whose item numbers follow MovieID order.
+        DatasetFile("ml-1m/ratings.csv.gz", read_csv_with_header),
+        DatasetFile("ml-1m/ratings.csv", read_csv_with_header),
+    ),
+    unpack={"ml-1m/ratings.dat": "ml-1m/ratings.dat"},
+    citation="F. M. Harper and J. A. Konstan. The MovieLens Datasets. ACM TiiS 5(4), 2015.",
+))
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("UIBREC_CACHE_DIR")
+    return Path(root) if root else Path.home() / ".cache" / "uibrec"
+
+
+def search_dirs(data_dir=None) -> list[Path]:
+    dirs = []
+    if data_dir is not None:
+        dirs.append(Path(data_dir))
+    if os.environ.get("UIBREC_DATA_DIR"):
+        dirs.append(Path(os.environ["UIBREC_DATA_DIR"]))
+    dirs.append(cache_dir() / "data")
+    return dirs
+
+
+def get_spec(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        known = ", ".join(sorted(DATASETS))
+        raise KeyError(f"unknown dataset {name!r}; known datasets: {known} "
+                       "(or give the path of an interaction file)")
+    return DATASETS[name]
+
+
+def locate(name: str, data_dir=None) -> tuple[Path, DatasetFile] | None:
+    """The first file of dataset ``name`` found in the search folders, or None."""
+    spec = get_spec(name)
+    for folder in search_dirs(data_dir):
+        for candidate in spec.files:
+            path = folder / candidate.path
+            if path.is_file():
+                return path, candidate
+    return None
+
+
+def download(name: str, timeout: float = 30.0) -> Path:
+    """Fetch dataset ``name`` from its official address into the cache."""
+    spec = get_spec(name)
+    target = cache_dir() / "data"
+    target.mkdir(parents=True, exist_ok=True)
+    logger.info("downloading %s from %s", name, spec.url)
+    with tempfile.TemporaryDirectory(dir=target) as tmp:
+        archive = Path(tmp) / Path(spec.url).name
+        with urllib.request.urlopen(spec.url, timeout=timeout) as response:
+            with open(archive, "wb") as out:
+                shutil.copyfileobj(response, out)
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as bundle:
+                for member, dest in spec.unpack.items():
+                    (target / dest).parent.mkdir(parents=True, exist_ok=True)
+                    with bundle.open(member) as src, open(target / dest, "wb") as out:
+                        shutil.copyfileobj(src, out)
+        else:
+            dest = target / next(iter(spec.unpack.values()))
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(archive, dest)
+    return target
+
+
+def load_dataset(name_or_path, data_dir=None, download_missing: bool = True,
+                 **read_options) -> Interactions:
+    """Load a registered dataset by name, or an interaction file by path.
+
+    Args:
+        name_or_path: a name from ``uibrec.DATASETS`` (``"ml-1m"``, ...) or the path of a
+            delimited file, read with :func:`~uibrec.data.readers.read_delimited` and
+            ``read_options`` (``sep``, ``header``, ``columns``).
+        data_dir: a folder to look in first.
+        download_missing: fetch a missing named dataset from its official address.
+    """
+    if str(name_or_path) not in DATASETS:
+        path = Path(name_or_path)
+        if path.is_file():
+            from uibrec.data.readers import read_delimited
+
+            return read_delimited(path, **read_options)
+        get_spec(str(name_or_path))  # raises with the list of known names
+    name = str(name_or_path)
+    found = locate(name, data_dir)
+    if found is None and download_missing:
+        try:
+            download(name)
+        except OSError as exc:
+            logger.warning("download of %s failed: %s", name, exc)
+        found = locate(name, data_dir)
+    if found is None:
+        spec = get_spec(name)
+        folders = ", ".join(str(d) for d in search_dirs(data_dir))
+        expected = " or ".join(f.path for f in spec.files)
+        raise DatasetNotFoundError(
+            f"dataset {name!r} not found and could not be downloaded (offline?). "
+            f"Download {spec.url}, and put {expected} under one of: {folders} "
+            "(set --data-dir or UIBREC_DATA_DIR to choose the folder)."
+        )
+    path, entry = found
+    logger.info("reading %s from %s", name, path)
+    data = entry.reader(path, name=name)
+    data.name = name
+    return data

@@ -1,0 +1,141 @@
+"""Ranking metrics under the paper's sampled protocol and by full ranking.
+
+The rank of a held-out positive is the number of competing items that score *at least as
+high* as it: ties count against the positive, so a model that scores everything equally
+gets rank = number of competitors and Hit@10 = 0 (NOTES section 3). Ranks start at 0.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from uibrec.data.interactions import user_item_csr
+from uibrec.data.split import Split
+from uibrec.models.base import Recommender
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_KS = (1, 10)
+
+
+def metrics_from_ranks(ranks, ks: Sequence[int] = DEFAULT_KS) -> dict:
+    """Hit@K, NDCG@K and MRR@K averaged over users, from 0-based ranks."""
+    ranks = torch.as_tensor(np.asarray(ranks), dtype=torch.float64)
+    out = {}
+    for k in ks:
+        hit = ranks < k
+        out[f"hit@{k}"] = hit.double().mean().item()
+        out[f"ndcg@{k}"] = torch.where(hit, 1.0 / torch.log2(ranks + 2), 0.0).mean().item()
+        out[f"mrr@{k}"] = torch.where(hit, 1.0 / (ranks + 1), 0.0).mean().item()
+    return out
+
+
+def ranks_against(pos_scores: torch.Tensor, other_scores: torch.Tensor) -> torch.Tensor:
+    """Rank of each positive ``(B,)`` among its competitors ``(B, C)``; ties count against."""
+    return (other_scores >= pos_scores.unsqueeze(1)).sum(1)
+
+
+def rank_metrics(pos_scores, candidate_scores, ks: Sequence[int] = DEFAULT_KS) -> dict:
+    """Metrics of positives ranked among their candidates.
+
+    Args:
+        pos_scores: ``(U,)`` score of each user's held-out item.
+        candidate_scores: ``(U, C)`` scores of each user's negative candidates.
+        ks: cut-offs.
+
+    Returns:
+        ``{"hit@1": ..., "ndcg@1": ..., "mrr@1": ..., "hit@10": ..., ...}``.
+    """
+    pos = torch.as_tensor(np.asarray(pos_scores))
+    cand = torch.as_tensor(np.asarray(candidate_scores))
+    if cand.ndim != 2 or pos.shape != cand.shape[:1]:
+        raise ValueError(f"expected pos_scores (U,) and candidate_scores (U, C), got "
+                         f"{tuple(pos.shape)} and {tuple(cand.shape)}")
+    return metrics_from_ranks(ranks_against(pos, cand), ks)
+
+
+class Evaluator:
+    """Scores the validation or test positives of a split, sampled and full-ranking.
+
+    Args:
+        split: the leave-one-out split.
+        candidates: ``(n_eval, C)`` cached negative candidates of ``split.eval_users``.
+        ks: metric cut-offs.
+        batch_size: users scored at once (bounds memory of full ranking).
+    """
+
+    def __init__(self, split: Split, candidates: np.ndarray | None, ks=DEFAULT_KS,
+                 batch_size: int = 2048, device="cpu"):
+        self.split, self.ks, self.batch_size, self.device = split, tuple(ks), batch_size, device
+        self.users = torch.as_tensor(split.eval_users, device=device)
+        self.targets = {
+            "valid": torch.as_tensor(split.valid_items, device=device),
+            "test": torch.as_tensor(split.test_items, device=device),
+        }
+        self.candidates = None if candidates is None else torch.as_tensor(candidates, device=device)
+        self._masks = {}
+
+    def _exclusions(self, which: str):
+        """CSR of the items masked in full ranking: training items and the other held-out."""
+        if which not in self._masks:
+            other = self.split.test_items if which == "valid" else self.split.valid_items
+            users = np.concatenate([self.split.train.user_idx, self.split.eval_users])
+            items = np.concatenate([self.split.train.item_idx, other])
+            indptr, indices = user_item_csr(users, items, self.split.num_users)
+            self._masks[which] = (torch.as_tensor(indptr), torch.as_tensor(indices))
+        return self._masks[which]
+
+    @torch.no_grad()
+    def ranks(self, model: Recommender, which: str = "valid", protocol: str = "sampled"):
+        """0-based rank of each evaluated user's held-out item: ``(n_eval,)``."""
+        if which not in self.targets:
+            raise ValueError(f"which must be 'valid' or 'test', got {which!r}")
+        was_training = model.training
+        model.eval()
+        model.prepare()
+        try:
+            if protocol == "sampled":
+                return self._sampled_ranks(model, which)
+            if protocol == "full":
+                return self._full_ranks(model, which)
+            raise ValueError(f"protocol must be 'sampled' or 'full', got {protocol!r}")
+        finally:
+            model.train(was_training)
+
+    def evaluate(self, model: Recommender, which: str = "valid",
+                 protocol: str = "sampled") -> dict:
+        return metrics_from_ranks(self.ranks(model, which, protocol), self.ks)
+
+    def _sampled_ranks(self, model, which):
+        if self.candidates is None:
+            raise ValueError("sampled evaluation needs candidates")
+        targets = self.targets[which]
+        out = []
+        for start in range(0, len(self.users), self.batch_size):
+            sl = slice(start, start + self.batch_size)
+            items = torch.cat([targets[sl].unsqueeze(1), self.candidates[sl]], dim=1)  # (B, 1+C)
+            scores = model.score(self.users[sl], items)
+            out.append(ranks_against(scores[:, 0], scores[:, 1:]))
+        return torch.cat(out)
+
+    def _full_ranks(self, model, which):
+        indptr, indices = self._exclusions(which)
+        targets = self.targets[which]
+        out = []
+        for start in range(0, len(self.users), self.batch_size):
+            users = self.users[start:start + self.batch_size]
+            scores = model.score_all(users)  # (B, num_items)
+            pos = scores.gather(1, targets[start:start + len(users)].unsqueeze(1)).squeeze(1)
+            lengths = indptr[users + 1] - indptr[users]
+            rows = torch.repeat_interleave(torch.arange(len(users)), lengths)
+            offsets = torch.arange(len(rows)) - torch.repeat_interleave(
+                torch.cumsum(lengths, 0) - lengths, lengths)
+            cols = indices[torch.repeat_interleave(indptr[users], lengths) + offsets]
+            scores[rows, cols] = -torch.inf
+            # The positive itself scores >= itself: subtract it from the count.
+            out.append(ranks_against(pos, scores) - 1)
+        return torch.cat(out)

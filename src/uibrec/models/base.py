@@ -1,0 +1,97 @@
+"""The contract every model honours: it scores (user, item) pairs and nothing else.
+
+Higher scores mean more relevant. A model exposes the user representation that the
+boundary head reads, so that UIB can ride on any model. Losses live in
+:mod:`uibrec.losses` and never see the model.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Recommender(nn.Module):
+    """Base class. Subclasses set ``num_users``, ``num_items``, ``dim`` and implement
+    :meth:`users`, :meth:`items` and :meth:`interact`.
+
+    The trainer calls :meth:`prepare` once per training batch and once before evaluation:
+    a graph model propagates its embeddings there, others do nothing.
+    """
+
+    num_users: int
+    num_items: int
+    dim: int
+    native_loss: str = "bpr"
+    # True for models built from the training interactions (a graph): they take
+    # ``train_users`` and ``train_items`` and are rebuilt from the split when loaded.
+    needs_training_data: bool = False
+
+    def prepare(self) -> None:
+        """Recompute anything shared by all scores of the next batch (default: nothing)."""
+
+    def users(self, user_idx: torch.Tensor) -> torch.Tensor:
+        """User representations ``(..., dim)``; the boundary head reads these."""
+        raise NotImplementedError
+
+    def items(self, item_idx: torch.Tensor) -> torch.Tensor:
+        """Item representations ``(..., dim)``."""
+        raise NotImplementedError
+
+    def interact(self, user_vecs: torch.Tensor, item_vecs: torch.Tensor) -> torch.Tensor:
+        """Scores from user ``(B, dim)`` and item ``(B, K, dim)`` vectors: ``(B, K)``."""
+        raise NotImplementedError
+
+    def score(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor:
+        """Scores of ``item_idx`` ``(B, K)`` for ``user_idx`` ``(B,)``: ``(B, K)``."""
+        return self.interact(self.users(user_idx), self.items(item_idx))
+
+    def score_all(self, user_idx: torch.Tensor) -> torch.Tensor:
+        """Scores of every item for ``user_idx`` ``(B,)``: ``(B, num_items)``.
+
+        The default scores all items through :meth:`interact`; models with a cheaper
+        closed form (a matrix product) override it.
+        """
+        all_items = torch.arange(self.num_items, device=user_idx.device)
+        return self.score(user_idx, all_items.expand(len(user_idx), -1))
+
+    def after_step(self) -> None:
+        """Called after each optimiser step (e.g. to keep embedding norms bounded)."""
+
+    def loss_extras(self, user_vecs: torch.Tensor, item_vecs_idx: torch.Tensor) -> dict:
+        """Extra terms a loss with ``needs_extras`` reads, from the batch's user vectors
+        ``(B, d)`` and item indices ``(B, 1+M)`` (positive first). Default: none."""
+        return {}
+
+    def regularization(self, user_idx, pos_items, neg_items) -> torch.Tensor:
+        """Squared norm of the input embedding rows used by a batch, per positive.
+
+        ``sum_b (|P_u|^2 + |Q_p|^2 + mean_m |Q_n|^2) / B``; the trainer multiplies it by
+        ``weight_decay / 2``. Models without plain embedding tables return 0.
+        """
+        return torch.zeros((), device=user_idx.device)
+
+
+class BoundaryHead(nn.Module):
+    """The user's interest boundary ``b_u`` (UIB, Zhuo et al., WWW 2022).
+
+    ``kind="linear"``: ``b_u = W . P_u + c``, read from the user representation, as in the
+    authors' code. ``kind="free"``: a free learned scalar per user.
+    """
+
+    def __init__(self, dim: int, num_users: int, kind: str = "linear"):
+        super().__init__()
+        if kind not in ("linear", "free"):
+            raise ValueError(f"boundary must be 'linear' or 'free', got {kind!r}")
+        self.kind = kind
+        if kind == "linear":
+            self.linear = nn.Linear(dim, 1)
+        else:
+            self.offset = nn.Embedding(num_users, 1)
+            nn.init.zeros_(self.offset.weight)
+
+    def forward(self, user_vecs: torch.Tensor, user_idx: torch.Tensor) -> torch.Tensor:
+        """``b_u`` for each user: ``(B,)``."""
+        if self.kind == "linear":
+            return self.linear(user_vecs).squeeze(-1)
+        return self.offset(user_idx).squeeze(-1)

@@ -1,0 +1,48 @@
+"""Matrix factorisation scored by a dot product, the model of BPR.
+
+S. Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit Feedback", UAI 2009.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from uibrec.models.base import Recommender
+from uibrec.ops import Dropout, batch_dot
+
+
+class MF(Recommender):
+    """``s(u, i) = P_u . Q_i``, with dropout on the embeddings while training."""
+
+    native_loss = "bpr"
+
+    def __init__(self, num_users: int, num_items: int, dim: int = 32, dropout: float = 0.0,
+                 init_std: float = 0.1, seed: int = 0):
+        super().__init__()
+        self.num_users, self.num_items, self.dim = num_users, num_items, dim
+        self.user_embedding = nn.Parameter(torch.randn(num_users, dim) * init_std)
+        self.item_embedding = nn.Parameter(torch.randn(num_items, dim) * init_std)
+        self.dropout = Dropout(dropout, seed)
+
+    def users(self, user_idx):
+        # index_select's backward is one index_add_, far cheaper on the CPU than
+        # nn.Embedding's sort-based backward.
+        rows = self.user_embedding.index_select(0, user_idx.reshape(-1))
+        return self.dropout(rows.view(*user_idx.shape, self.dim), self.training)
+
+    def items(self, item_idx):
+        rows = self.item_embedding.index_select(0, item_idx.reshape(-1))
+        return self.dropout(rows.view(*item_idx.shape, self.dim), self.training)
+
+    def interact(self, user_vecs, item_vecs):
+        return batch_dot(user_vecs, item_vecs)  # (B, K)
+
+    def score_all(self, user_idx):
+        return self.users(user_idx) @ self.item_embedding.T  # (B, num_items)
+
+    def regularization(self, user_idx, pos_items, neg_items):
+        users = self.user_embedding[user_idx].pow(2).sum()
+        pos = self.item_embedding[pos_items].pow(2).sum()
+        neg = self.item_embedding[neg_items].pow(2).sum() / neg_items.shape[-1]
+        return (users + pos + neg) / len(user_idx)

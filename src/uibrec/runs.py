@@ -1,0 +1,164 @@
+"""Run folders: everything a training run did, saved so that it can be scored again.
+
+A run folder holds ``config.yaml`` (the resolved settings), ``history.csv`` (one row per
+epoch), ``metrics.json`` (best validation and test metrics, sampled and full ranking),
+``data.json`` (what cleaning removed and the split's sizes), ``model.pt`` (the weights)
+and ``ids.npz`` (raw user and item IDs of every index).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from uibrec.config import Config, load_config, save_config, to_json
+from uibrec.data.interactions import IdMap
+from uibrec.data.split import Split
+from uibrec.evaluation import Evaluator
+from uibrec.models import get_model_class
+from uibrec.training import Components, build_components, fit, load_split
+
+logger = logging.getLogger(__name__)
+
+
+def new_run_dir(config: Config) -> Path:
+    root = Path(config.output)
+    base = config.run_name or config.run_label()
+    path, n = root / base, 1
+    while path.exists():
+        n += 1
+        path = root / f"{base}-{n}"
+    path.mkdir(parents=True)
+    return path
+
+
+def evaluate_components(comp: Components, split: Split, candidates, full: bool = True,
+                        device="cpu") -> dict:
+    """Validation and test metrics, sampled (and full ranking when ``full``)."""
+    evaluator = Evaluator(split, candidates, device=device)
+    out = {
+        "valid": evaluator.evaluate(comp.model, "valid"),
+        "test": evaluator.evaluate(comp.model, "test"),
+    }
+    if full:
+        out["test_full"] = evaluator.evaluate(comp.model, "test", "full")
+    return out
+
+
+def train(config: Config | None = None, progress: bool = False, **overrides) -> dict:
+    """Train, evaluate and save one run; return its metrics (and ``run_dir``).
+
+    ``uibrec.train(dataset="ml-1m", model="mf", loss="uib", alpha=8)`` is the same as
+    the CLI's ``uibrec train`` with those options.
+    """
+    from uibrec.config import make_config
+
+    config = make_config(config.to_dict() if config else {}, overrides)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    start = time.perf_counter()
+    report: dict = {}
+    split, candidates = load_split(config, report)
+    data_seconds = time.perf_counter() - start
+
+    result = fit(config, split, candidates, progress=progress)
+    train_seconds = time.perf_counter() - start - data_seconds
+    metrics = evaluate_components(result.components, split, candidates, config.full_ranking,
+                                  config.device)
+    epochs = len(result.history)
+    metrics.update({
+        "best_epoch": result.best_epoch,
+        "epochs": epochs,
+        "seconds_per_epoch": float(np.mean([r["seconds"] for r in result.history])),
+        "train_seconds": train_seconds,
+        "data_seconds": data_seconds,
+        "loss": result.components.loss_name,
+        "num_negatives": result.components.num_negatives,
+    })
+    run_dir = save_run(config, result.components, split, result.history, metrics, report)
+    metrics["run_dir"] = str(run_dir)
+    logger.info("run saved in %s; test %s", run_dir, _short(metrics["test"]))
+    return metrics
+
+
+def _short(metrics: dict) -> str:
+    keys = ("hit@1", "hit@10", "ndcg@10", "mrr@10")
+    return " ".join(f"{k}={metrics[k]:.4f}" for k in keys if k in metrics)
+
+
+def save_run(config: Config, comp: Components, split: Split, history, metrics, report) -> Path:
+    run_dir = new_run_dir(config)
+    save_config(config, run_dir / "config.yaml")
+    pd.DataFrame(history).to_csv(run_dir / "history.csv", index=False)
+    (run_dir / "metrics.json").write_text(to_json(metrics))
+    (run_dir / "data.json").write_text(to_json({"removed": report, **split.stats()}))
+    torch.save({"state": comp.state_dict(), "num_users": split.num_users,
+                "num_items": split.num_items}, run_dir / "model.pt")
+    np.savez_compressed(run_dir / "ids.npz", user_ids=split.user_map.ids,
+                        item_ids=split.item_map.ids)
+    return run_dir
+
+
+@dataclass
+class Run:
+    """A saved run: its settings, model (with boundary head), and ID maps."""
+
+    path: Path
+    config: Config
+    components: Components
+    user_map: IdMap
+    item_map: IdMap
+
+    @property
+    def model(self):
+        return self.components.model
+
+    @property
+    def boundary(self):
+        return self.components.boundary
+
+    def metrics(self) -> dict:
+        return json.loads((self.path / "metrics.json").read_text())
+
+    def history(self) -> pd.DataFrame:
+        return pd.read_csv(self.path / "history.csv")
+
+
+def load_run(run_dir) -> Run:
+    """Load a run folder written by :func:`train`."""
+    path = Path(run_dir)
+    if not (path / "model.pt").is_file():
+        raise FileNotFoundError(f"{path}: not a run folder (no model.pt)")
+    config = load_config(path / "config.yaml")
+    saved = torch.load(path / "model.pt", map_location=config.device, weights_only=True)
+    comp = _components_for(config, saved, path)
+    comp.load_state_dict(saved["state"])
+    comp.model.eval()
+    ids = np.load(path / "ids.npz", allow_pickle=True)
+    return Run(path, config, comp, IdMap(ids["user_ids"]), IdMap(ids["item_ids"]))
+
+
+def _components_for(config: Config, saved: dict, path: Path) -> Components:
+    # Graph models rebuild their graph from the training split; others need only sizes.
+    if get_model_class(config.model).needs_training_data:
+        split, _ = load_split(config)
+        return build_components(config, saved["num_users"], saved["num_items"],
+                                split.train.user_idx, split.train.item_idx)
+    return build_components(config, saved["num_users"], saved["num_items"])
+
+
+def evaluate_run(run_dir, full: bool = True) -> dict:
+    """Score a saved run again on its split and cached candidates, without training."""
+    run = load_run(run_dir)
+    split, candidates = load_split(run.config)
+    if (split.num_users, split.num_items) != (run.model.num_users, run.model.num_items):
+        raise ValueError(f"{run_dir}: the data no longer matches the run "
+                         f"({split.num_users} users, {split.num_items} items now)")
+    return evaluate_components(run.components, split, candidates, full, run.config.device)

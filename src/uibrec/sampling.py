@@ -1,0 +1,72 @@
+"""Uniform negative sampling that never returns one of the user's training items.
+
+All draws are vectorised: a batch's negatives are drawn at once, checked against the
+training set in one gather, and only the rejected ones are drawn again. Sampling runs in
+NumPy on the host (its PCG64 stream and integer kernels are several times faster than
+PyTorch's on small CPU tensors); the result is moved to the training device.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+# Up to this many (user, item) cells, membership is a packed bit table (1 bit per cell,
+# 2 GiB at most); beyond it, a sorted array of keys searched by bisection.
+_BITMAP_MAX_CELLS = 1 << 34
+
+
+class NegativeSampler:
+    """Draws negatives uniformly among the items a user has no training interaction with.
+
+    Args:
+        train_users, train_items: the training interactions, as index arrays.
+        num_users, num_items: sizes of the index spaces.
+        seed: seeds the sampler's own random stream.
+        device: where the returned tensors live.
+    """
+
+    def __init__(self, train_users, train_items, num_users: int, num_items: int,
+                 seed: int = 0, device: str | torch.device = "cpu"):
+        users = np.asarray(train_users, dtype=np.int64)
+        items = np.asarray(train_items, dtype=np.int64)
+        self.num_users, self.num_items = num_users, num_items
+        counts = np.bincount(users, minlength=num_users)
+        full = int((counts >= num_items).sum())
+        if full:
+            raise ValueError(f"{full} users have interacted with every one of the {num_items} "
+                             "items: no negative can be sampled for them; remove them first")
+        keys = np.unique(users * num_items + items)
+        if num_users * num_items <= _BITMAP_MAX_CELLS:
+            cells = np.zeros(num_users * num_items, dtype=bool)
+            cells[keys] = True
+            self._bits, self._sorted_keys = np.packbits(cells, bitorder="little"), None
+        else:
+            self._bits, self._sorted_keys = None, keys
+        self.rng = np.random.default_rng(seed)
+        self.device = torch.device(device)
+
+    def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Whether each (user, item) pair is a training interaction; shapes broadcast."""
+        keys = np.asarray(users, dtype=np.int64) * self.num_items + items
+        if self._bits is not None:
+            return ((self._bits[keys >> 3] >> (keys & 7).astype(np.uint8)) & 1).astype(bool)
+        pos = np.searchsorted(self._sorted_keys, keys).clip(max=len(self._sorted_keys) - 1)
+        return self._sorted_keys[pos] == keys
+
+    def sample_numpy(self, users: np.ndarray, num_negatives: int) -> np.ndarray:
+        """Negatives for each user, as an ``(len(users), num_negatives)`` int64 array."""
+        users = np.asarray(users, dtype=np.int64)
+        negatives = self.rng.integers(0, self.num_items, (len(users), num_negatives))
+        rows, cols = np.nonzero(self.is_positive(users[:, None], negatives))
+        while len(rows):
+            redraw = self.rng.integers(0, self.num_items, len(rows))
+            negatives[rows, cols] = redraw
+            still = self.is_positive(users[rows], redraw)
+            rows, cols = rows[still], cols[still]
+        return negatives
+
+    def sample(self, users: torch.Tensor, num_negatives: int) -> torch.Tensor:
+        """Negatives for each user: a ``(len(users), num_negatives)`` int64 tensor."""
+        negatives = self.sample_numpy(users.cpu().numpy(), num_negatives)
+        return torch.from_numpy(negatives).to(self.device)

@@ -1,0 +1,245 @@
+"""Training: combines a model, a loss and the negative sampler; early-stops on validation.
+
+One epoch visits every training interaction once in a seeded random order. Every
+``eval_every`` epochs the validation metric is computed; the best model is kept and
+training stops after ``patience`` validations without improvement (NOTES section 3).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from uibrec.config import Config
+from uibrec.data.candidates import load_or_sample_candidates
+from uibrec.data.registry import load_dataset
+from uibrec.data.split import Split, leave_one_out, prepare
+from uibrec.evaluation import Evaluator
+from uibrec.losses import LOSSES, Loss, LossInput, resolve_loss_name
+from uibrec.models import BoundaryHead, Recommender, get_model_class
+from uibrec.sampling import NegativeSampler
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_NEGATIVES = {"uib": 32, "bce": 4}  # otherwise 1 (pairwise losses)
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; lower the learning rate."""
+
+
+@dataclass
+class Components:
+    model: Recommender
+    loss: Loss
+    boundary: BoundaryHead | None
+    loss_name: str
+    num_negatives: int
+
+    def modules(self) -> dict:
+        found = {"model": self.model, "loss": self.loss}
+        if self.boundary is not None:
+            found["boundary"] = self.boundary
+        return found
+
+    def state_dict(self) -> dict:
+        return {name: module.state_dict() for name, module in self.modules().items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, module in self.modules().items():
+            module.load_state_dict(state[name])
+
+    def parameters(self):
+        for module in self.modules().values():
+            yield from module.parameters()
+
+
+def _accepted(callable_, options: dict) -> dict:
+    """The subset of ``options`` that ``callable_`` takes as keyword arguments."""
+    params = inspect.signature(callable_).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return dict(options)
+    return {k: v for k, v in options.items() if k in params}
+
+
+def build_components(config: Config, num_users: int, num_items: int, train_users=None,
+                     train_items=None) -> Components:
+    """The model, its loss and (for UIB) its boundary head, as the config names them."""
+    model_cls = get_model_class(config.model)
+    context = {"num_users": num_users, "num_items": num_items, "dim": config.dim,
+               "dropout": config.dropout, "train_users": train_users, "train_items": train_items}
+    model = model_cls(**_accepted(model_cls, {**context, **config.model_options}))
+    loss_name = resolve_loss_name(config.model, config.loss, model_cls.native_loss)
+    loss_cls = LOSSES[loss_name]
+    loss = loss_cls(**_accepted(loss_cls, {**context, "alpha": config.alpha,
+                                           **config.loss_options}))
+    boundary = None
+    if loss.needs_boundary:
+        boundary = BoundaryHead(config.dim, num_users, config.boundary)
+    negatives = config.num_negatives or DEFAULT_NEGATIVES.get(
+        "uib" if loss.needs_boundary else loss_name, 1)
+    return Components(model, loss, boundary, loss_name, negatives)
+
+
+def load_split(config: Config, report: dict | None = None) -> tuple[Split, np.ndarray]:
+    """Read, clean and split the configured dataset; load or sample its candidates."""
+    report = {} if report is None else report
+    data = load_dataset(config.dataset, config.data_dir, **config.read_options)
+    data = prepare(data, min_user=config.min_user_interactions, report=report)
+    split = leave_one_out(data, seed=config.split_seed, order=config.split_order)
+    split.report = report
+    cache = config.cache_dir or f"{config.output}/.cache"
+    candidates = load_or_sample_candidates(split, config.num_candidates,
+                                           config.candidate_seed, cache)
+    return split, candidates
+
+
+def make_optimizer(config: Config, params) -> torch.optim.Optimizer:
+    params = [p for p in params if p.requires_grad]
+    if config.optimizer == "adagrad":
+        return torch.optim.Adagrad(params, lr=config.lr, foreach=True)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, foreach=True)
+    raise ValueError(f"optimizer must be 'adagrad' or 'adam', got {config.optimizer!r}")
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    corrupted: float  # share of training samples on the wrong side (NOTES section 6)
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    components: Components
+    history: list = field(default_factory=list)  # one dict per epoch
+    best_epoch: int = 0
+    best_valid: dict = field(default_factory=dict)
+
+
+def _batch_loss(comp: Components, users, pos, negatives, weight_decay: float):
+    """Loss of one batch and the number of samples on the wrong side (for the corrupted
+    rate), computed from the same scores."""
+    model = comp.model
+    model.prepare()
+    user_vecs = model.users(users)  # (B, d)
+    items = torch.cat([pos.unsqueeze(1), negatives], dim=1)  # (B, 1+M)
+    scores = model.interact(user_vecs, model.items(items))  # (B, 1+M)
+    batch = LossInput(scores[:, 0], scores[:, 1:], user_idx=users, pos_items=pos,
+                      neg_items=negatives)
+    if comp.boundary is not None:
+        batch.boundary = comp.boundary(user_vecs, users)
+    if comp.loss.needs_extras:
+        batch.extras = model.loss_extras(user_vecs, items)
+    loss = comp.loss(batch)
+    if weight_decay:
+        loss = loss + weight_decay / 2 * model.regularization(users, pos, negatives)
+
+    with torch.no_grad():
+        if batch.boundary is not None:
+            b = batch.boundary.unsqueeze(1)
+            wrong = (batch.pos_scores.unsqueeze(1) < b).sum() + (batch.neg_scores > b).sum()
+            total = scores.numel()
+        else:
+            wrong = (batch.neg_scores > batch.pos_scores.unsqueeze(1)).sum()
+            total = batch.neg_scores.numel()
+    return loss, wrong, total
+
+
+def train_epoch(comp: Components, optimizer, sampler: NegativeSampler, train_users, train_items,
+                batch_size: int, weight_decay: float, generator: torch.Generator) -> EpochStats:
+    start = time.perf_counter()
+    comp.model.train()
+    order = torch.randperm(len(train_users), generator=generator)
+    users_all, items_all = train_users[order], train_items[order]
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    wrong_sum = torch.zeros((), dtype=torch.int64)
+    seen = 0
+    for lo in range(0, len(order), batch_size):
+        users, pos = users_all[lo:lo + batch_size], items_all[lo:lo + batch_size]
+        negatives = sampler.sample(users, comp.num_negatives)  # (B, M)
+
+        loss, wrong, total = _batch_loss(comp, users, pos, negatives, weight_decay)
+
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        comp.model.after_step()
+        comp.loss.after_step()
+
+        loss_sum += loss.detach() * len(users)
+        wrong_sum += wrong
+        seen += total
+    mean_loss = loss_sum.item() / len(order)
+    if not np.isfinite(mean_loss):
+        raise TrainingDivergedError(
+            f"the training loss became {mean_loss}; lower the learning rate (lr)")
+    return EpochStats(mean_loss, wrong_sum.item() / max(seen, 1), time.perf_counter() - start)
+
+
+def fit(config: Config, split: Split, candidates: np.ndarray, progress: bool = False,
+        on_validation=None) -> TrainResult:
+    """Train on ``split`` with early stopping on validation; the best state is restored.
+
+    ``on_validation(epoch, metrics)``, if given, is called after each validation (an
+    Optuna pruner hooks in here) and may raise to stop the run.
+    """
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    device = torch.device(config.device)
+    comp = build_components(config, split.num_users, split.num_items,
+                            split.train.user_idx, split.train.item_idx)
+    for module in comp.modules().values():
+        module.to(device)
+    optimizer = make_optimizer(config, comp.parameters())
+    sampler = NegativeSampler(split.train.user_idx, split.train.item_idx, split.num_users,
+                              split.num_items, seed=config.seed, device=device)
+    evaluator = Evaluator(split, candidates, device=device)
+    train_users = torch.as_tensor(split.train.user_idx, device=device)
+    train_items = torch.as_tensor(split.train.item_idx, device=device)
+    generator = torch.Generator(device="cpu").manual_seed(config.seed)
+
+    result = TrainResult(comp)
+    best_score, best_state, stale = -np.inf, None, 0
+    epochs = range(1, config.epochs + 1)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(epochs, desc=config.run_label(), unit="epoch", leave=False)
+        epochs = bar
+    for epoch in epochs:
+        stats = train_epoch(comp, optimizer, sampler, train_users, train_items,
+                            config.batch_size, config.weight_decay, generator)
+        row = {"epoch": epoch, "loss": stats.loss, "corrupted": stats.corrupted,
+               "seconds": stats.seconds}
+        if epoch % config.eval_every == 0 or epoch == config.epochs:
+            valid = evaluator.evaluate(comp.model, "valid")
+            row.update({f"valid_{k}": v for k, v in valid.items()})
+            score = valid[config.metric]
+            logger.info("epoch %d loss %.4f valid %s %.4f (%.1fs/epoch)", epoch, stats.loss,
+                        config.metric, score, stats.seconds)
+            if score > best_score:
+                best_score, stale = score, 0
+                best_state = copy.deepcopy(comp.state_dict())
+                result.best_epoch, result.best_valid = epoch, valid
+            else:
+                stale += 1
+            if on_validation is not None:
+                on_validation(epoch, valid)
+        result.history.append(row)
+        if bar is not None:
+            bar.set_postfix(loss=f"{stats.loss:.4f}", best=f"{best_score:.4f}")
+        if stale >= config.patience:
+            logger.info("early stop at epoch %d; best epoch %d", epoch, result.best_epoch)
+            break
+    if best_state is not None:
+        comp.load_state_dict(best_state)
+    return result
