@@ -38,6 +38,12 @@ class Dropout:
         return x * self.mask(x.shape).to(x.device)
 
 
+def _rowwise_dot(item_vecs: torch.Tensor, user_vecs: torch.Tensor) -> torch.Tensor:
+    """``(B, K, d) . (B, d) -> (B, K)``. A product and a sum: at d = 32 this measured 5x
+    faster than ``bmm`` with a (B, d, 1) right-hand side on the CPU."""
+    return (item_vecs * user_vecs.unsqueeze(1)).sum(-1)
+
+
 class _BatchDot(torch.autograd.Function):
     """``scores[b, k] = items[b, k] . users[b]`` with a hand-written backward.
 
@@ -49,10 +55,11 @@ class _BatchDot(torch.autograd.Function):
     @staticmethod
     def forward(ctx, user_vecs, item_vecs):
         ctx.save_for_backward(user_vecs, item_vecs)
-        return torch.bmm(item_vecs, user_vecs.unsqueeze(-1)).squeeze(-1)  # (B, K)
+        return _rowwise_dot(item_vecs, user_vecs)
 
     @staticmethod
     def backward(ctx, grad):
+        grad = grad.contiguous()  # a stride-0 gradient (from a sum) takes slow kernels
         user_vecs, item_vecs = ctx.saved_tensors
         grad_users = grad_items = None
         if ctx.needs_input_grad[0]:
@@ -65,3 +72,43 @@ class _BatchDot(torch.autograd.Function):
 def batch_dot(user_vecs: torch.Tensor, item_vecs: torch.Tensor) -> torch.Tensor:
     """Dot product of each user ``(B, d)`` with its items ``(B, K, d)``: ``(B, K)``."""
     return _BatchDot.apply(user_vecs, item_vecs)
+
+
+class _GatherDot(torch.autograd.Function):
+    """``scores[b, k] = (table[idx[b, k]] * mask[b, k]) . users[b]`` in one node.
+
+    Gathering rows, dropping out, and the dot product are fused so that the (B, K, d)
+    item block is allocated once forward and once backward, and the table's gradient is
+    one ``index_add_`` (autograd's chain of three nodes allocated it five times).
+    """
+
+    @staticmethod
+    def forward(ctx, user_vecs, table, idx, mask):
+        rows = table.index_select(0, idx.reshape(-1)).view(*idx.shape, table.shape[1])
+        if mask is not None:
+            rows.mul_(mask)
+        ctx.save_for_backward(user_vecs, rows, idx, mask)
+        ctx.table_shape = table.shape
+        return _rowwise_dot(rows, user_vecs)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous()  # a stride-0 gradient (from a sum) takes slow kernels
+        user_vecs, rows, idx, mask = ctx.saved_tensors
+        grad_users = grad_table = None
+        if ctx.needs_input_grad[0]:
+            grad_users = torch.bmm(grad.unsqueeze(1), rows).squeeze(1)  # (B, d)
+        if ctx.needs_input_grad[1]:
+            grad_rows = grad.unsqueeze(-1) * user_vecs.unsqueeze(1)  # (B, K, d)
+            if mask is not None:
+                grad_rows.mul_(mask)
+            grad_table = torch.zeros(ctx.table_shape, dtype=grad.dtype, device=grad.device)
+            grad_table.index_add_(0, idx.reshape(-1), grad_rows.view(-1, grad_rows.shape[-1]))
+        return grad_users, grad_table, None, None
+
+
+def gather_dot(user_vecs: torch.Tensor, table: torch.Tensor, idx: torch.Tensor,
+               mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Dot products of users ``(B, d)`` with rows ``idx`` ``(B, K)`` of ``table``
+    ``(N, d)``, each row multiplied by ``mask`` ``(B, K, d)`` if given: ``(B, K)``."""
+    return _GatherDot.apply(user_vecs, table, idx, mask)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-# Up to this many (user, item) cells, membership is a packed bit table (1 bit per cell,
-# 2 GiB at most); beyond it, a sorted array of keys searched by bisection.
+# Membership of (user, item) cells: a byte per cell up to _BYTES_MAX_CELLS (one gather per
+# lookup), a packed bit per cell up to _BITMAP_MAX_CELLS (2 GiB), else a sorted array of
+# keys searched by bisection.
+_BYTES_MAX_CELLS = 1 << 28
 _BITMAP_MAX_CELLS = 1 << 34
 
 
@@ -37,18 +39,24 @@ class NegativeSampler:
             raise ValueError(f"{full} users have interacted with every one of the {num_items} "
                              "items: no negative can be sampled for them; remove them first")
         keys = np.unique(users * num_items + items)
-        if num_users * num_items <= _BITMAP_MAX_CELLS:
+        self._cells = self._bits = self._sorted_keys = None
+        if num_users * num_items <= _BYTES_MAX_CELLS:
+            self._cells = np.zeros(num_users * num_items, dtype=bool)
+            self._cells[keys] = True
+        elif num_users * num_items <= _BITMAP_MAX_CELLS:
             cells = np.zeros(num_users * num_items, dtype=bool)
             cells[keys] = True
-            self._bits, self._sorted_keys = np.packbits(cells, bitorder="little"), None
+            self._bits = np.packbits(cells, bitorder="little")
         else:
-            self._bits, self._sorted_keys = None, keys
+            self._sorted_keys = keys
         self.rng = np.random.default_rng(seed)
         self.device = torch.device(device)
 
     def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Whether each (user, item) pair is a training interaction; shapes broadcast."""
         keys = np.asarray(users, dtype=np.int64) * self.num_items + items
+        if self._cells is not None:
+            return self._cells[keys]
         if self._bits is not None:
             return ((self._bits[keys >> 3] >> (keys & 7).astype(np.uint8)) & 1).astype(bool)
         pos = np.searchsorted(self._sorted_keys, keys).clip(max=len(self._sorted_keys) - 1)

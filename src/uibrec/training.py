@@ -103,7 +103,10 @@ def load_split(config: Config, report: dict | None = None) -> tuple[Split, np.nd
 def make_optimizer(config: Config, params) -> torch.optim.Optimizer:
     params = [p for p in params if p.requires_grad]
     if config.optimizer == "adagrad":
-        return torch.optim.Adagrad(params, lr=config.lr, foreach=True)
+        # The fused CPU kernel takes half the time of the foreach one.
+        fused = all(p.device.type == "cpu" for p in params)
+        return torch.optim.Adagrad(params, lr=config.lr, fused=fused or None,
+                                   foreach=None if fused else True)
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, foreach=True)
     raise ValueError(f"optimizer must be 'adagrad' or 'adam', got {config.optimizer!r}")
@@ -131,7 +134,7 @@ def _batch_loss(comp: Components, users, pos, negatives, weight_decay: float):
     model.prepare()
     user_vecs = model.users(users)  # (B, d)
     items = torch.cat([pos.unsqueeze(1), negatives], dim=1)  # (B, 1+M)
-    scores = model.interact(user_vecs, model.items(items))  # (B, 1+M)
+    scores = model.score_items(user_vecs, items)  # (B, 1+M)
     batch = LossInput(scores[:, 0], scores[:, 1:], user_idx=users, pos_items=pos,
                       neg_items=negatives)
     if comp.boundary is not None:

@@ -42,6 +42,13 @@ class Recommender(nn.Module):
         """Scores from user ``(B, dim)`` and item ``(B, K, dim)`` vectors: ``(B, K)``."""
         raise NotImplementedError
 
+    def score_items(self, user_vecs: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor:
+        """Scores of items ``(B, K)`` for user vectors ``(B, dim)``: ``(B, K)``.
+
+        The trainer's hot path; models may fuse the item lookup with :meth:`interact`.
+        """
+        return self.interact(user_vecs, self.items(item_idx))
+
     def score(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor:
         """Scores of ``item_idx`` ``(B, K)`` for ``user_idx`` ``(B,)``: ``(B, K)``."""
         return self.interact(self.users(user_idx), self.items(item_idx))

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from uibrec.models.base import Recommender
-from uibrec.ops import Dropout, batch_dot
+from uibrec.ops import Dropout, batch_dot, gather_dot
 
 
 class MF(Recommender):
@@ -34,6 +34,13 @@ class MF(Recommender):
     def items(self, item_idx):
         rows = self.item_embedding.index_select(0, item_idx.reshape(-1))
         return self.dropout(rows.view(*item_idx.shape, self.dim), self.training)
+
+    def score_items(self, user_vecs, item_idx):
+        # Lookup, dropout and dot product fused: the (B, K, d) block is built once.
+        mask = None
+        if self.training and self.dropout.threshold:
+            mask = self.dropout.mask((*item_idx.shape, self.dim)).to(user_vecs.device)
+        return gather_dot(user_vecs, self.item_embedding, item_idx, mask)
 
     def interact(self, user_vecs, item_vecs):
         return batch_dot(user_vecs, item_vecs)  # (B, K)

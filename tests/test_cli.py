@@ -1,0 +1,33 @@
+import json
+
+from click.testing import CliRunner
+
+from uibrec.cli import main
+
+
+def test_train_then_evaluate_a_run_folder(synthetic_csv, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "runs"
+    result = runner.invoke(main, [
+        "-q", "train", "--dataset", str(synthetic_csv), "--loss", "uib", "--alpha", "2",
+        "--epochs", "4", "--lr", "0.5", "--output", str(out),
+        "--set", "eval_every=2", "--set", "num_candidates=10",
+        "--set", "read_options={header: true, columns: {user: user, item: item}}",
+    ])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)
+    run_dir = metrics["run_dir"]
+    for name in ("config.yaml", "history.csv", "metrics.json", "model.pt", "ids.npz"):
+        assert (out / "synthetic.csv-mf-uib-seed0" / name).is_file()
+    assert metrics["num_negatives"] == 32
+    again = runner.invoke(main, ["-q", "evaluate", run_dir])
+    assert again.exit_code == 0, again.output
+    rescored = json.loads(again.output)
+    assert rescored["test"] == metrics["test"]
+    assert rescored["test_full"] == metrics["test_full"]
+
+
+def test_unknown_setting_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--set", "learning_rate=1"])
+    assert result.exit_code == 2
+    assert "unknown setting(s) learning_rate" in result.output
