@@ -31,3 +31,14 @@ def test_unknown_setting_is_a_usage_error(tmp_path):
     result = CliRunner().invoke(main, ["train", "--set", "learning_rate=1"])
     assert result.exit_code == 2
     assert "unknown setting(s) learning_rate" in result.output
+
+
+def test_native_loss_run_has_no_boundary_and_one_negative(synthetic_csv, tmp_path):
+    import uibrec
+
+    metrics = uibrec.train(dataset=str(synthetic_csv), loss="native", epochs=2, eval_every=1,
+                           num_candidates=10, output=str(tmp_path), progress=False,
+                           read_options={"header": True, "columns": {"user": 0, "item": 1}})
+    assert metrics["loss"] == "bpr" and metrics["num_negatives"] == 1
+    run = uibrec.load_run(metrics["run_dir"])
+    assert run.boundary is None

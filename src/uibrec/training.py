@@ -62,6 +62,8 @@ class Components:
 
 def _accepted(callable_, options: dict) -> dict:
     """The subset of ``options`` that ``callable_`` takes as keyword arguments."""
+    if getattr(callable_, "__init__", None) is torch.nn.Module.__init__:
+        return {}  # a module class without its own constructor takes no settings
     params = inspect.signature(callable_).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return dict(options)
