@@ -26,3 +26,41 @@ def test_dropout_is_seeded():
     a = Dropout(0.1, seed=3)(torch.ones(1000), True)
     b = Dropout(0.1, seed=3)(torch.ones(1000), True)
     assert torch.equal(a, b)
+
+
+import pytest  # noqa: E402
+
+from uibrec import ops  # noqa: E402
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3])
+def test_compiled_gather_dot_matches_tensor_path(p, monkeypatch):
+    torch.manual_seed(0)
+    users = torch.randn(6, 8, requires_grad=True)
+    table = torch.randn(20, 8, requires_grad=True)
+    idx = torch.randint(0, 20, (6, 5))
+    weights = torch.randn(6, 5)
+    results = []
+    for use_kernels in (True, False):
+        monkeypatch.setattr(ops, "USE_KERNELS", use_kernels)
+        users.grad = table.grad = None
+        scores = ops.gather_dot(users, table, idx, Dropout(p, seed=1))
+        (scores * weights).sum().backward()
+        results.append((scores.detach(), users.grad.clone(), table.grad.clone()))
+    for compiled, tensor in zip(*results):
+        assert torch.allclose(compiled, tensor, atol=1e-5)
+
+
+def test_gather_dot_gradient_is_right():
+    torch.manual_seed(0)
+    users = torch.randn(3, 4, requires_grad=True)
+    table = torch.randn(7, 4, requires_grad=True)
+    idx = torch.tensor([[0, 6, 6], [1, 2, 3], [4, 5, 0]])
+    scores = ops.gather_dot(users, table, idx)
+    expected = (table[idx] * users.unsqueeze(1)).sum(-1)
+    assert torch.allclose(scores, expected, atol=1e-6)
+    weights = torch.randn(3, 3)
+    g_users, g_table = torch.autograd.grad((scores * weights).sum(), (users, table))
+    e_users, e_table = torch.autograd.grad((expected * weights).sum(), (users, table))
+    assert torch.allclose(g_users, e_users, atol=1e-5)
+    assert torch.allclose(g_table, e_table, atol=1e-5)

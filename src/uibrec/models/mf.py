@@ -36,11 +36,9 @@ class MF(Recommender):
         return self.dropout(rows.view(*item_idx.shape, self.dim), self.training)
 
     def score_items(self, user_vecs, item_idx):
-        # Lookup, dropout and dot product fused: the (B, K, d) block is built once.
-        mask = None
-        if self.training and self.dropout.threshold:
-            mask = self.dropout.mask((*item_idx.shape, self.dim)).to(user_vecs.device)
-        return gather_dot(user_vecs, self.item_embedding, item_idx, mask)
+        # Lookup, dropout and dot product fused (see uibrec.ops.gather_dot).
+        dropout = self.dropout if self.training else None
+        return gather_dot(user_vecs, self.item_embedding, item_idx, dropout)
 
     def interact(self, user_vecs, item_vecs):
         return batch_dot(user_vecs, item_vecs)  # (B, K)
