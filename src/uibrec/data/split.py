@@ -38,6 +38,7 @@ def filter_min_interactions(
     compacted: users and items left without rows are dropped from the ID maps.
     """
     before_users, before_items = data.num_users, data.num_items
+    _log_removed(report, "rows of filtered users/items", 0)  # listed even when none
     while True:
         user_counts = np.bincount(data.user_idx, minlength=data.num_users)
         item_counts = np.bincount(data.item_idx, minlength=data.num_items)
@@ -53,6 +54,19 @@ def filter_min_interactions(
     data = data.compact()
     _log_removed(report, "users filtered out", before_users - data.num_users)
     _log_removed(report, "items left without interactions", before_items - data.num_items)
+    return data
+
+
+def k_core(data: Interactions, k: int, report: dict | None = None) -> Interactions:
+    """The ``k``-core: repeat until every user and every item has at least ``k`` distinct
+    interactions. Used on raw files (e.g. Amazon's ratings-only csv) to rebuild a
+    published k-core; counts go to ``report`` under ``"{k}-core: ..."`` keys."""
+    counts: dict = {}
+    data = drop_duplicates(data, counts)
+    data = filter_min_interactions(data, min_user=k, min_item=k, report=counts)
+    if report is not None:
+        for what, count in counts.items():
+            report[f"{k}-core: {what}"] = count
     return data
 
 
@@ -166,9 +180,14 @@ def leave_one_out(data: Interactions, seed: int = 0, order: str = "random") -> S
 
 def prepare(data: Interactions, min_user: int = 5, min_item: int = 0,
             report: dict | None = None) -> Interactions:
-    """The paper's cleaning: duplicates collapsed, then users under ``min_user`` removed."""
+    """The paper's cleaning: duplicates collapsed, then users under ``min_user`` removed.
+
+    ``report`` receives the counts of every step, starting with what the reader counted
+    (``data.report``: rows read, blank lines, rows the reader dropped).
+    """
     report = {} if report is None else report
-    report["raw rows"] = len(data)
+    report["raw rows"] = data.report.get("rows read", len(data))
+    report.update((key, value) for key, value in data.report.items() if key != "rows read")
     data = drop_duplicates(data, report)
     data = filter_min_interactions(data, min_user=min_user, min_item=min_item, report=report)
     return data
