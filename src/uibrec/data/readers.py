@@ -133,13 +133,13 @@ def _layout(text: TextFile, sep: str, header: bool, columns: dict) -> _Layout:
         raise DataFormatError(text.path, number, "holds JSON, not delimited fields (Amazon "
                               "review files are read by read_amazon_reviews)")
     fields = line.split(sep)
+    if header and all(_is_number(field) for field in fields):
+        raise DataFormatError(text.path, number, f"a header was declared, but this line looks "
+                              f"like data ({line!r}); pass header=False")
     positions = _positions(text, number, fields, header, columns)
     for key, pos in positions.items():
         if pos >= len(fields):
             raise DataFormatError(text.path, number, _too_few(line, sep, len(fields), key, pos))
-    if header and all(_is_number(fields[pos]) for pos in positions.values()):
-        raise DataFormatError(text.path, number, f"a header was declared, but this line looks "
-                              f"like data ({line!r}); pass header=False")
     return _Layout(sep, raw_sep, stride, len(fields), positions,
                    number if header else 0, number)
 
@@ -281,7 +281,7 @@ def _numeric(series: pd.Series, key: str, text: TextFile, layout: _Layout) -> np
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise DataFormatError(text.path, _line_of(text, layout, row),
-                              f"expected a number for {key}, got {series.iloc[row]!r}")
+                              f"expected a number for {key}, got {str(series.iloc[row])!r}")
     return converted.astype(np.float32 if key == "rating" else np.int64)
 
 
