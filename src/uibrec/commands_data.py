@@ -49,5 +49,6 @@ def format_tables(rows: list[dict]) -> str:
                   for row in rows]
         lines.append(f"{step:<{step_width}}" + "".join(
             f"{count:>12,}" if isinstance(count, int) else f"{count:>12}" for count in counts))
-    lines += [""] + [f"{row['dataset']}: {row['file']}" for row in rows]
+    sources = [f"{row['dataset']}: {row['file']}" for row in rows if row["file"] != row["dataset"]]
+    lines += [""] + sources if sources else []
     return "\n".join(lines)
