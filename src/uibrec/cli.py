@@ -116,6 +116,11 @@ def data_list():
         click.echo(f"{name:24s} {spec.description}\n{'':24s} {spec.url}")
 
 
+from uibrec.commands_data import stats as _data_stats  # noqa: E402
+
+data.add_command(_data_stats)
+
+
 def run():
     """Entry point that turns expected errors into one-line messages."""
     try:

@@ -83,8 +83,10 @@ class Evaluator:
         """CSR of the items masked in full ranking: training items and the other held-out."""
         if which not in self._masks:
             other = self.split.test_items if which == "valid" else self.split.valid_items
-            users = np.concatenate([self.split.train.user_idx, self.split.eval_users])
-            items = np.concatenate([self.split.train.item_idx, other])
+            # A published split without validation has valid = test: never mask the target.
+            differs = other != self.targets[which].cpu().numpy()
+            users = np.concatenate([self.split.train.user_idx, self.split.eval_users[differs]])
+            items = np.concatenate([self.split.train.item_idx, other[differs]])
             indptr, indices = user_item_csr(users, items, self.split.num_users)
             self._masks[which] = (torch.as_tensor(indptr), torch.as_tensor(indices))
         return self._masks[which]

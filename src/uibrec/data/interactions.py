@@ -88,6 +88,8 @@ class Interactions:
     rating: np.ndarray | None = None  # (n,) float32
     timestamp: np.ndarray | None = None  # (n,) int64
     name: str = "interactions"
+    # What reading the file counted: rows read, blank lines, rows dropped and why.
+    report: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.user_idx = np.asarray(self.user_idx, dtype=np.int64)
@@ -143,6 +145,7 @@ class Interactions:
             rating=None if self.rating is None else self.rating[rows],
             timestamp=None if self.timestamp is None else self.timestamp[rows],
             name=self.name,
+            report=self.report,
         )
 
     def compact(self) -> Interactions:
@@ -157,6 +160,7 @@ class Interactions:
             rating=self.rating,
             timestamp=self.timestamp,
             name=self.name,
+            report=self.report,
         )
 
     def to_frame(self, raw_ids: bool = True) -> pd.DataFrame:

@@ -16,8 +16,16 @@ import urllib.request
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
+from uibrec.data.formats import (
+    read_amazon_ratings_csv,
+    read_amazon_reviews,
+    read_indexed_ratings,
+    read_lastfm,
+    read_recbole_inter,
+)
 from uibrec.data.interactions import Interactions
 from uibrec.data.readers import read_csv_with_header, read_movielens_100k, read_movielens_dat
 
@@ -76,6 +84,57 @@ register_dataset(DatasetSpec(
     ),
     unpack={"ml-1m/ratings.dat": "ml-1m/ratings.dat"},
     citation="F. M. Harper and J. A. Konstan. The MovieLens Datasets. ACM TiiS 5(4), 2015.",
+))
+register_dataset(DatasetSpec(
+    name="ml-10m",
+    description="MovieLens 10M (GroupLens): 10,000,054 ratings, 69,878 users, 10,677 movies",
+    url="https://files.grouplens.org/datasets/movielens/ml-10m.zip",
+    files=(
+        DatasetFile("ml-10M100K/ratings.dat", read_movielens_dat),  # the archive's folder
+        DatasetFile("ml-10m/ratings.dat", read_movielens_dat),
+        DatasetFile("ml-10M100K/ratings.dat.gz", read_movielens_dat),
+        DatasetFile("ml-10m/ratings.dat.gz", read_movielens_dat),
+    ),
+    unpack={"ml-10M100K/ratings.dat": "ml-10M100K/ratings.dat"},
+    citation="F. M. Harper and J. A. Konstan. The MovieLens Datasets. ACM TiiS 5(4), 2015.",
+))
+_AMAZON_BASE = "https://snap.stanford.edu/data/amazon/productGraph/categoryFiles/"
+register_dataset(DatasetSpec(
+    name="aiv",
+    description="Amazon Instant Video 5-core (McAuley 2015): 37,126 ratings, 5,130 users, "
+                "1,685 items",
+    url=_AMAZON_BASE + "reviews_Amazon_Instant_Video_5.json.gz",
+    files=(
+        DatasetFile("amazon-instant-video-5/reviews_Amazon_Instant_Video_5.json.gz",
+                    read_amazon_reviews),
+        DatasetFile("reviews_Amazon_Instant_Video_5.json.gz", read_amazon_reviews),
+        # An indexed copy: user index, item index, rating (no timestamps, no raw IDs).
+        DatasetFile("amazon-instant-video-5/ratings.tsv", read_indexed_ratings),
+        # Every rating of the category (also at _AMAZON_BASE); its 5-core is rebuilt here,
+        # which may differ slightly from the review-based 5-core.
+        DatasetFile("amazon-instant-video-5/ratings_Amazon_Instant_Video.csv",
+                    partial(read_amazon_ratings_csv, k_core=5)),
+        DatasetFile("ratings_Amazon_Instant_Video.csv",
+                    partial(read_amazon_ratings_csv, k_core=5)),
+    ),
+    unpack={"reviews_Amazon_Instant_Video_5.json.gz":
+            "amazon-instant-video-5/reviews_Amazon_Instant_Video_5.json.gz"},
+    citation="J. McAuley, C. Targett, Q. Shi, A. van den Hengel. Image-based recommendations "
+             "on styles and substitutes. SIGIR 2015.",
+))
+register_dataset(DatasetSpec(
+    name="lastfm",
+    description="Last.fm hetrec2011-lastfm-2k user_artists: 92,834 listening pairs, 1,892 "
+                "users, 17,632 artists; listening counts kept as the rating column",
+    url="https://files.grouplens.org/datasets/hetrec2011/hetrec2011-lastfm-2k.zip",
+    files=(
+        DatasetFile("lastfm-2k/user_artists.dat", read_lastfm),
+        DatasetFile("hetrec2011-lastfm-2k/user_artists.dat", read_lastfm),
+    ),
+    # The archive holds its files at the top level.
+    unpack={"user_artists.dat": "hetrec2011-lastfm-2k/user_artists.dat"},
+    citation="I. Cantador, P. Brusilovsky, T. Kuflik. 2nd Workshop on Information "
+             "Heterogeneity and Fusion in Recommender Systems (HetRec 2011). RecSys 2011.",
 ))
 
 
@@ -137,6 +196,19 @@ def download(name: str, timeout: float = 30.0) -> Path:
     return target
 
 
+def read_file(path, **read_options) -> Interactions:
+    """An interaction file by its kind: RecBole ``.inter``, Amazon review JSON lines
+    (``.json``, ``.json.gz``), else a delimited file read with ``read_options``."""
+    from uibrec.data.readers import read_delimited
+
+    name = Path(path).name.lower()
+    if name.endswith(".inter"):
+        return read_recbole_inter(path, **read_options)
+    if name.endswith((".json", ".json.gz")):
+        return read_amazon_reviews(path, **read_options)
+    return read_delimited(path, **read_options)
+
+
 def load_dataset(name_or_path, data_dir=None, download_missing: bool = True,
                  **read_options) -> Interactions:
     """Load a registered dataset by name, or an interaction file by path.
@@ -151,9 +223,7 @@ def load_dataset(name_or_path, data_dir=None, download_missing: bool = True,
     if str(name_or_path) not in DATASETS:
         path = Path(name_or_path)
         if path.is_file():
-            from uibrec.data.readers import read_delimited
-
-            return read_delimited(path, **read_options)
+            return read_file(path, **read_options)
         get_spec(str(name_or_path))  # raises with the list of known names
     name = str(name_or_path)
     found = locate(name, data_dir)

@@ -18,6 +18,11 @@ logger = logging.getLogger(__name__)
 
 def drop_duplicates(data: Interactions, report: dict | None = None) -> Interactions:
     """Collapse repeated (user, item) rows into one: the earliest if timestamps exist."""
+    key = data.user_idx * data.num_items + data.item_idx
+    sorted_key = np.sort(key)
+    if not (sorted_key[1:] == sorted_key[:-1]).any():  # the usual case, without the sorts below
+        _log_removed(report, "duplicate rows", 0)
+        return data
     order = np.arange(len(data))
     if data.timestamp is not None:
         order = np.lexsort((order, data.timestamp))  # stable: earliest first
@@ -38,6 +43,7 @@ def filter_min_interactions(
     compacted: users and items left without rows are dropped from the ID maps.
     """
     before_users, before_items = data.num_users, data.num_items
+    _log_removed(report, "rows of filtered users/items", 0)  # listed even when none
     while True:
         user_counts = np.bincount(data.user_idx, minlength=data.num_users)
         item_counts = np.bincount(data.item_idx, minlength=data.num_items)
@@ -53,6 +59,19 @@ def filter_min_interactions(
     data = data.compact()
     _log_removed(report, "users filtered out", before_users - data.num_users)
     _log_removed(report, "items left without interactions", before_items - data.num_items)
+    return data
+
+
+def k_core(data: Interactions, k: int, report: dict | None = None) -> Interactions:
+    """The ``k``-core: repeat until every user and every item has at least ``k`` distinct
+    interactions. Used on raw files (e.g. Amazon's ratings-only csv) to rebuild a
+    published k-core; counts go to ``report`` under ``"{k}-core: ..."`` keys."""
+    counts: dict = {}
+    data = drop_duplicates(data, counts)
+    data = filter_min_interactions(data, min_user=k, min_item=k, report=counts)
+    if report is not None:
+        for what, count in counts.items():
+            report[f"{k}-core: {what}"] = count
     return data
 
 
@@ -134,22 +153,18 @@ def leave_one_out(data: Interactions, seed: int = 0, order: str = "random") -> S
         raise ValueError(f"{data.name}: a temporal split needs timestamps, and this data has none")
     rng = np.random.default_rng(seed)
     tie_break = rng.random(len(data))
-    keys = (tie_break,) if order == "random" else (tie_break, data.timestamp)
-    rows = np.lexsort(keys + (data.user_idx,))  # grouped by user, held-out rows last
-    users = data.user_idx[rows]
+    keys = [tie_break] if order == "random" else [data.timestamp, tie_break]
     counts = np.bincount(data.user_idx, minlength=data.num_users)
-    group_end = np.cumsum(counts)  # one past each user's last row in ``rows``
-
     eligible = np.flatnonzero(counts >= 3)
     if len(eligible) < data.num_users:
         logger.warning("%d users have fewer than 3 interactions: kept for training only",
                        data.num_users - len(eligible))
-    test_rows = rows[group_end[eligible] - 1]
-    valid_rows = rows[group_end[eligible] - 2]
+    test_rows = _last_rows(data.user_idx, keys, data.num_users)[eligible]
     held_out = np.zeros(len(data), dtype=bool)
     held_out[test_rows] = True
+    valid_rows = _last_rows(data.user_idx, keys, data.num_users, exclude=held_out)[eligible]
     held_out[valid_rows] = True
-    assert (users[group_end[eligible] - 1] == eligible).all()
+    assert (data.user_idx[test_rows] == eligible).all()
 
     split = Split(
         train=data.take(~held_out),
@@ -164,11 +179,40 @@ def leave_one_out(data: Interactions, seed: int = 0, order: str = "random") -> S
     return split
 
 
+def _last_rows(user_idx: np.ndarray, keys: list, num_users: int,
+               exclude: np.ndarray | None = None) -> np.ndarray:
+    """Each user's row that sorts last by ``keys`` (compared in order), ties going to the
+    later row: the same row as the end of the user's group in
+    ``np.lexsort(keys[::-1] + [user_idx])``, found in linear time instead of by sorting.
+
+    Returns ``(num_users,)`` row numbers, -1 for users without a (non-excluded) row.
+    """
+    rows = np.arange(len(user_idx))
+    candidate = np.ones(len(user_idx), dtype=bool) if exclude is None else ~exclude
+    for key in [*keys, rows]:
+        users, values = user_idx[candidate], key[candidate]
+        best = np.full(num_users, _lowest(values.dtype), dtype=values.dtype)
+        np.maximum.at(best, users, values)
+        candidate[candidate] = values == best[users]
+    last = np.full(num_users, -1, dtype=np.int64)
+    last[user_idx[candidate]] = rows[candidate]
+    return last
+
+
+def _lowest(dtype: np.dtype):
+    return -np.inf if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).min
+
+
 def prepare(data: Interactions, min_user: int = 5, min_item: int = 0,
             report: dict | None = None) -> Interactions:
-    """The paper's cleaning: duplicates collapsed, then users under ``min_user`` removed."""
+    """The paper's cleaning: duplicates collapsed, then users under ``min_user`` removed.
+
+    ``report`` receives the counts of every step, starting with what the reader counted
+    (``data.report``: rows read, blank lines, rows the reader dropped).
+    """
     report = {} if report is None else report
-    report["raw rows"] = len(data)
+    report["raw rows"] = data.report.get("rows read", len(data))
+    report.update((key, value) for key, value in data.report.items() if key != "rows read")
     data = drop_duplicates(data, report)
     data = filter_min_interactions(data, min_user=min_user, min_item=min_item, report=report)
     return data

@@ -1,0 +1,54 @@
+"""``uibrec data stats``: the paper's Table 3 for registered datasets or files."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+_COLUMNS = ("users", "items", "train", "valid", "test")
+
+
+@click.command("stats")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--data-dir", type=click.Path(), help="Folder holding the datasets "
+              "(default: $UIBREC_DATA_DIR, then the user cache).")
+@click.option("--min-user", type=int, default=5, show_default=True,
+              help="Keep users with at least this many interactions.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Split seed.")
+@click.option("--no-download", is_flag=True, help="Never fetch a missing dataset.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def stats(names, data_dir, min_user, seed, no_download, as_json):
+    """Users, items, train / validation / test sizes and density of each dataset NAME
+    (a registered name or an interaction file) after the paper's filter and
+    leave-one-out split, and what each step removed."""
+    from uibrec.data.stats import dataset_stats
+
+    rows = [dataset_stats(name, data_dir, min_user=min_user, seed=seed,
+                          download_missing=not no_download) for name in names]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(format_tables(rows))
+
+
+def format_tables(rows: list[dict]) -> str:
+    """The sizes table (one row per dataset) and the removals table (one column each)."""
+    width = max(10, *(len(row["dataset"]) for row in rows))
+    lines = [f"{'dataset':<{width}}" + "".join(f"{col:>10}" for col in _COLUMNS)
+             + f"{'density':>10}"]
+    for row in rows:
+        lines.append(f"{row['dataset']:<{width}}" + "".join(f"{row[col]:>10,}" for col in
+                     _COLUMNS) + f"{row['density']:>10.4%}")
+    steps = ["raw rows"] + list(dict.fromkeys(k for row in rows for k in row["removed"]))
+    step_width = max(len("rows read, then removed"), *(len(step) for step in steps))
+    lines += ["", f"{'rows read, then removed':<{step_width}}" + "".join(f"{row['dataset']:>12}"
+                                                          for row in rows)]
+    for step in steps:
+        counts = [row["raw rows"] if step == "raw rows" else row["removed"].get(step, "-")
+                  for row in rows]
+        lines.append(f"{step:<{step_width}}" + "".join(
+            f"{count:>12,}" if isinstance(count, int) else f"{count:>12}" for count in counts))
+    sources = [f"{row['dataset']}: {row['file']}" for row in rows if row["file"] != row["dataset"]]
+    lines += [""] + sources if sources else []
+    return "\n".join(lines)
