@@ -143,14 +143,26 @@ def _batch_loss(comp: Components, users, pos, negatives, weight_decay: float):
         loss = loss + weight_decay / 2 * model.regularization(users, pos, negatives)
 
     with torch.no_grad():
-        if batch.boundary is not None:
-            b = batch.boundary.unsqueeze(1)
-            wrong = (batch.pos_scores.unsqueeze(1) < b).sum() + (batch.neg_scores > b).sum()
-            total = scores.numel()
-        else:
-            wrong = (batch.neg_scores > batch.pos_scores.unsqueeze(1)).sum()
-            total = batch.neg_scores.numel()
+        wrong, total = count_corrupted(batch.pos_scores, batch.neg_scores, batch.boundary)
     return loss, wrong, total
+
+
+def count_corrupted(pos_scores: torch.Tensor, neg_scores: torch.Tensor,
+                    boundary: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+    """Samples of a batch on the wrong side, and how many samples were judged.
+
+    With a boundary (UIB, NOTES section 6) every score is a sample: a positive is wrong
+    when ``s_p < b_u`` and a negative when ``s_n > b_u``, out of ``B * (1 + M)``. Without
+    one (BPR, BCE, any native loss) every (positive, negative) pair is a sample, wrong when
+    ``s_n > s_p``, out of ``B * M``. Ties are never wrong. Shapes: ``pos_scores (B,)``,
+    ``neg_scores (B, M)``, ``boundary (B,)``; the count is a 0-d tensor (no device sync).
+    """
+    if boundary is not None:
+        b = boundary.unsqueeze(1)  # (B, 1)
+        wrong = (pos_scores.unsqueeze(1) < b).sum() + (neg_scores > b).sum()
+        return wrong, pos_scores.numel() + neg_scores.numel()
+    wrong = (neg_scores > pos_scores.unsqueeze(1)).sum()
+    return wrong, neg_scores.numel()
 
 
 def train_epoch(comp: Components, optimizer, sampler: NegativeSampler, train_users, train_items,
