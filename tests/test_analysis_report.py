@@ -42,6 +42,8 @@ def test_uib_run_gets_every_analysis(folders):
     corrupted = pd.read_csv(uib / "corrupted_rate.csv")
     assert set(corrupted["run"]) == {"mf+uib", "mf+bpr"}
     assert len(corrupted) == 4  # 2 epochs each
+    bpr = corrupted[corrupted["run"] == "mf+bpr"]
+    assert (bpr["corrupted_pairs"] == bpr["corrupted"]).all()  # one unit without boundary
 
 
 def test_native_run_says_why_boundary_analyses_are_missing(folders, tmp_path):

@@ -17,6 +17,7 @@ def test_every_figure_is_written(tmp_path):
     per_user = pd.DataFrame({"filtered_share": rng.random(20),
                              "test_margin": rng.normal(size=20)})
     history = pd.DataFrame({"epoch": [1, 2, 3], "corrupted": [0.3, 0.2, 0.1]})
+    with_pairs = history.assign(corrupted_pairs=[0.5, 0.4, 0.4])
     table = pd.DataFrame({"alpha": [0.1, 1.0], "hit@1": [0.2, 0.3], "ndcg@10": [0.4, 0.5]})
     stats = pd.DataFrame([{"alpha": a, "kind": k, "q05": 0, "q25": 1, "q50": 2, "q75": 3,
                            "q95": 4} for a in (0.1, 1.0) for k in ("boundary", "negative")])
@@ -28,7 +29,7 @@ def test_every_figure_is_written(tmp_path):
         plots.f1_by_offset({"x": _sweep()}, tmp_path / "d.png"),
         plots.filtered_share(per_user, tmp_path / "e.png"),
         plots.score_histograms({"negative": rng.normal(size=50)}, tmp_path / "f.png"),
-        plots.corrupted_rate({"bpr": history, "uib": history}, tmp_path / "g.png"),
+        plots.corrupted_rate({"bpr": history, "uib": with_pairs}, tmp_path / "g.png"),
         plots.alpha_metrics(table, tmp_path / "sub" / "h.png"),
         plots.alpha_distributions(stats, tmp_path / "i.png"),
     ]

@@ -14,22 +14,24 @@ NEG = torch.tensor([[0.5, 2.0, 1.0],
 
 
 def test_pairwise_counts_negatives_above_their_positive():
-    wrong, total = count_corrupted(POS, NEG)
+    wrong, samples, pairs = count_corrupted(POS, NEG)
     # row 0: only 2.0 > 1.0 (the tie 1.0 is not wrong); row 1: 0.5 > 0.0
-    assert (int(wrong), total) == (2, 6)
+    assert (wrong.tolist(), samples, pairs) == ([2, 2], 6, 6)
 
 
 def test_boundary_counts_positives_below_and_negatives_above():
-    wrong, total = count_corrupted(POS, NEG, torch.tensor([0.5, 0.0]))
+    wrong, samples, pairs = count_corrupted(POS, NEG, torch.tensor([0.5, 0.0]))
     # positives: 1.0 < 0.5 no, 0.0 < 0.0 no (a tie); negatives above b: 2.0, 1.0 | 0.5
-    assert (int(wrong), total) == (3, 8)
-    wrong, _ = count_corrupted(POS, NEG, torch.tensor([1.5, 0.6]))
-    # positives: both below; negatives above: 2.0 | none
-    assert int(wrong) == 3
+    # pairs: the same three, as no positive is below its boundary
+    assert (wrong.tolist(), samples, pairs) == ([3, 3], 8, 6)
+    wrong, _, _ = count_corrupted(POS, NEG, torch.tensor([1.5, 0.6]))
+    # samples: both positives below, negative 2.0 above: 3 of 8
+    # pairs: every pair holds a positive below its boundary: 6 of 6
+    assert wrong.tolist() == [3, 6]
 
 
-def test_train_epoch_records_the_rate_of_its_own_batch():
-    # One batch: the recorded rate must be the count on the scores before the step.
+def test_train_epoch_records_the_rates_of_its_own_batch():
+    # One batch: the recorded rates must be the counts on the scores before the step.
     torch.manual_seed(0)
     users = torch.tensor([0, 0, 1, 1, 2])
     items = torch.tensor([0, 1, 1, 2, 3])
@@ -43,10 +45,13 @@ def test_train_epoch_records_the_rate_of_its_own_batch():
     with torch.no_grad():
         vecs = comp.model.users(u)
         scores = comp.model.score(u, torch.cat([p.unsqueeze(1), negatives], 1))
-        wrong, total = count_corrupted(scores[:, 0], scores[:, 1:], comp.boundary(vecs, u))
+        wrong, samples, pairs = count_corrupted(scores[:, 0], scores[:, 1:],
+                                                comp.boundary(vecs, u))
     stats = train_epoch(comp, make_optimizer(config, comp.parameters()), sampler, users,
                         items, batch_size=8, weight_decay=0.0,
                         generator=torch.Generator().manual_seed(4))
-    assert total == 20 and 0 < int(wrong) < total
-    assert stats.corrupted == pytest.approx(int(wrong) / total)
+    assert (samples, pairs) == (20, 15)
+    assert 0 < wrong[0] < samples
+    assert stats.corrupted == pytest.approx(int(wrong[0]) / samples)
+    assert stats.corrupted_pairs == pytest.approx(int(wrong[1]) / pairs)
     assert np.isfinite(stats.loss)

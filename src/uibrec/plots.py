@@ -110,10 +110,15 @@ def score_histograms(values: dict[str, np.ndarray], path, title: str = "") -> Pa
 
 
 def corrupted_rate(histories: dict[str, pd.DataFrame], path) -> Path:
-    """Share of training samples on the wrong side per epoch, one line per run."""
+    """Share of training samples on the wrong side per epoch, one line per run; dashed,
+    the share of (u, p, n) pairs where it differs (runs with a boundary)."""
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for label, history in histories.items():
-        ax.plot(history["epoch"], history["corrupted"], label=label)
+        (line,) = ax.plot(history["epoch"], history["corrupted"], label=f"{label} samples")
+        pairs = history.get("corrupted_pairs")
+        if pairs is not None and not np.allclose(pairs, history["corrupted"]):
+            ax.plot(history["epoch"], pairs, ls="--", color=line.get_color(),
+                    label=f"{label} pairs")
     ax.set(xlabel="epoch", ylabel="corrupted rate", ylim=(0, None),
            title="training samples on the wrong side")
     ax.legend()

@@ -2,9 +2,10 @@
 
 Files written into the output folder (the run's folder by default):
 
-- ``corrupted_rate.csv`` / ``.png``: the corrupted rate per epoch, from ``history.csv``
-  (recorded while training; see :func:`uibrec.training.count_corrupted`), with any runs
-  given to compare against (BPR against BPR+UIB, say).
+- ``corrupted_rate.csv`` / ``.png``: the corrupted rates per epoch, from ``history.csv``
+  (recorded while training, by samples and by (u, p, n) pairs; see
+  :func:`uibrec.training.count_corrupted`), with any runs given to compare against (BPR
+  against BPR+UIB, say).
 - ``score_distributions.csv`` / ``.png``: boundary, positive and negative score quantiles.
 - ``boundaries.csv``: one row per user: raw ``user_id``, ``b_u``, the share of the
   catalogue the boundary filters out, whether the test item survives it (see
@@ -100,10 +101,11 @@ def _corrupted(run: Run, compare: Sequence, out: Path, plots) -> None:
         other_run = load_run(other)
         name = run_label(other_run)
         histories[name if name not in histories else f"{name} ({other})"] = other_run.history()
-    table = pd.concat([h[["epoch", "corrupted"]].assign(run=name)
+    columns = ["epoch", "corrupted", "corrupted_pairs"]
+    table = pd.concat([h.reindex(columns=columns).assign(run=name)
                        for name, h in histories.items()], ignore_index=True)
-    table[["run", "epoch", "corrupted"]].to_csv(out / "corrupted_rate.csv", index=False,
-                                                float_format=FLOAT_FORMAT)
+    table[["run", *columns]].to_csv(out / "corrupted_rate.csv", index=False,
+                                    float_format=FLOAT_FORMAT)
     plots.corrupted_rate(histories, out / "corrupted_rate.png")
 
 
