@@ -96,17 +96,25 @@ def analyze_run(run, out_dir=None, compare: Sequence = (), offsets=OFFSETS,
 
 
 def _corrupted(run: Run, compare: Sequence, out: Path, plots) -> None:
-    histories = {run_label(run): run.history()}
+    histories = {run_label(run): _history(run)}
     for other in compare:
         other_run = load_run(other)
         name = run_label(other_run)
-        histories[name if name not in histories else f"{name} ({other})"] = other_run.history()
+        histories[name if name not in histories else f"{name} ({other})"] = _history(other_run)
     columns = ["epoch", "corrupted", "corrupted_pairs"]
     table = pd.concat([h.reindex(columns=columns).assign(run=name)
                        for name, h in histories.items()], ignore_index=True)
     table[["run", *columns]].to_csv(out / "corrupted_rate.csv", index=False,
                                     float_format=FLOAT_FORMAT)
     plots.corrupted_rate(histories, out / "corrupted_rate.png")
+
+
+def _history(run: Run) -> pd.DataFrame:
+    history = run.history()
+    if "corrupted_pairs" not in history and run.boundary is None:
+        # Runs saved before pairs were counted: without a boundary the two rates are one.
+        history["corrupted_pairs"] = history["corrupted"]
+    return history
 
 
 def combine_analyses(folders: Sequence, out_dir) -> pd.DataFrame:
