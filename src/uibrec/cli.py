@@ -129,3 +129,10 @@ def run():
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         click.echo(f"error: {message}", err=True)
         sys.exit(2)
+
+
+from uibrec.commands_analysis import alpha_sweep, analyze, recommend  # noqa: E402
+
+main.add_command(recommend)
+main.add_command(analyze)
+main.add_command(alpha_sweep)

@@ -31,6 +31,11 @@ class Loss(nn.Module):
     needs_boundary = False
     needs_extras = False
 
+    def __init__(self):
+        # An explicit signature: the trainer passes a loss only the options it names, and
+        # nn.Module's own ``(*args, **kwargs)`` would take (and reject) them all.
+        super().__init__()
+
     def forward(self, batch: LossInput) -> torch.Tensor:
         raise NotImplementedError
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +115,7 @@ class Run:
     components: Components
     user_map: IdMap
     item_map: IdMap
+    _split: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def model(self):
@@ -129,6 +130,17 @@ class Run:
 
     def history(self) -> pd.DataFrame:
         return pd.read_csv(self.path / "history.csv")
+
+    def split(self) -> tuple[Split, np.ndarray]:
+        """The run's split and cached candidates, rebuilt from its data once, then kept."""
+        if self._split is None:
+            split, candidates = load_split(self.config)
+            if (split.num_users, split.num_items) != (self.model.num_users,
+                                                      self.model.num_items):
+                raise ValueError(f"{self.path}: the data no longer matches the run "
+                                 f"({split.num_users} users, {split.num_items} items now)")
+            self._split = (split, candidates)
+        return self._split
 
 
 def load_run(run_dir) -> Run:

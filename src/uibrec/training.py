@@ -118,6 +118,7 @@ def make_optimizer(config: Config, params) -> torch.optim.Optimizer:
 class EpochStats:
     loss: float
     corrupted: float  # share of training samples on the wrong side (NOTES section 6)
+    corrupted_pairs: float  # share of (positive, negative) pairs with a wrong side
     seconds: float
 
 
@@ -130,7 +131,7 @@ class TrainResult:
 
 
 def _batch_loss(comp: Components, users, pos, negatives, weight_decay: float):
-    """Loss of one batch and the number of samples on the wrong side (for the corrupted
+    """Loss of one batch and its :func:`count_corrupted` counts (for the corrupted
     rate), computed from the same scores."""
     model = comp.model
     model.prepare()
@@ -148,14 +149,38 @@ def _batch_loss(comp: Components, users, pos, negatives, weight_decay: float):
         loss = loss + weight_decay / 2 * model.regularization(users, pos, negatives)
 
     with torch.no_grad():
-        if batch.boundary is not None:
-            b = batch.boundary.unsqueeze(1)
-            wrong = (batch.pos_scores.unsqueeze(1) < b).sum() + (batch.neg_scores > b).sum()
-            total = scores.numel()
-        else:
-            wrong = (batch.neg_scores > batch.pos_scores.unsqueeze(1)).sum()
-            total = batch.neg_scores.numel()
-    return loss, wrong, total
+        wrong, samples, pairs = count_corrupted(batch.pos_scores, batch.neg_scores,
+                                                batch.boundary)
+    return loss, wrong, (samples, pairs)
+
+
+def count_corrupted(pos_scores: torch.Tensor, neg_scores: torch.Tensor,
+                    boundary: torch.Tensor | None = None) -> tuple[torch.Tensor, int, int]:
+    """Training samples of a batch on the wrong side, two ways (NOTES section 6).
+
+    Returns ``(wrong, samples, pairs)``: ``wrong`` is the int64 tensor ``[wrong samples,
+    wrong pairs]``, left on the device (no sync per batch). Shapes: ``pos_scores (B,)``,
+    ``neg_scores (B, M)``, ``boundary (B,)``. Ties are never wrong.
+
+    - Samples, what the loss judges one by one. With a boundary (UIB) every score is a
+      sample: a positive is wrong when ``s_p < b_u``, a negative when ``s_n > b_u``, out of
+      ``B * (1 + M)``. Without one (BPR, BCE, any native loss) every (positive, negative)
+      pair is a sample, wrong when ``s_n > s_p``, out of ``B * M``.
+    - Pairs, the same unit for every loss: each drawn (u, p, n) is wrong when, with a
+      boundary, ``s_p < b_u`` or ``s_n > b_u``; without one, when ``s_n > s_p``.
+    """
+    pairs = neg_scores.numel()
+    if boundary is not None:
+        b = boundary.unsqueeze(1)  # (B, 1)
+        pos_wrong = pos_scores.unsqueeze(1) < b  # (B, 1)
+        neg_wrong = neg_scores > b  # (B, M)
+        wrong = pos_wrong.sum() + neg_wrong.sum()
+        wrong_pairs = (pos_wrong | neg_wrong).sum()
+        samples = pos_scores.numel() + pairs
+    else:
+        wrong = wrong_pairs = (neg_scores > pos_scores.unsqueeze(1)).sum()
+        samples = pairs
+    return torch.stack([wrong, wrong_pairs]), samples, pairs
 
 
 def train_epoch(comp: Components, optimizer, sampler: NegativeSampler, train_users, train_items,
@@ -165,13 +190,13 @@ def train_epoch(comp: Components, optimizer, sampler: NegativeSampler, train_use
     order = torch.randperm(len(train_users), generator=generator)
     users_all, items_all = train_users[order], train_items[order]
     loss_sum = torch.zeros((), dtype=torch.float64)
-    wrong_sum = torch.zeros((), dtype=torch.int64)
-    seen = 0
+    wrong_sum = torch.zeros(2, dtype=torch.int64, device=train_users.device)
+    sizes = np.zeros(2, dtype=np.int64)  # samples, pairs
     for lo in range(0, len(order), batch_size):
         users, pos = users_all[lo:lo + batch_size], items_all[lo:lo + batch_size]
         negatives = sampler.sample(users, comp.num_negatives)  # (B, M)
 
-        loss, wrong, total = _batch_loss(comp, users, pos, negatives, weight_decay)
+        loss, wrong, batch_sizes = _batch_loss(comp, users, pos, negatives, weight_decay)
 
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -181,12 +206,14 @@ def train_epoch(comp: Components, optimizer, sampler: NegativeSampler, train_use
 
         loss_sum += loss.detach() * len(users)
         wrong_sum += wrong
-        seen += total
+        sizes += batch_sizes
     mean_loss = loss_sum.item() / len(order)
     if not np.isfinite(mean_loss):
         raise TrainingDivergedError(
             f"the training loss became {mean_loss}; lower the learning rate (lr)")
-    return EpochStats(mean_loss, wrong_sum.item() / max(seen, 1), time.perf_counter() - start)
+    wrong, wrong_pairs = wrong_sum.tolist()
+    return EpochStats(mean_loss, wrong / max(sizes[0], 1), wrong_pairs / max(sizes[1], 1),
+                      time.perf_counter() - start)
 
 
 def fit(config: Config, split: Split, candidates: np.ndarray, progress: bool = False,
@@ -224,6 +251,7 @@ def fit(config: Config, split: Split, candidates: np.ndarray, progress: bool = F
         stats = train_epoch(comp, optimizer, sampler, train_users, train_items,
                             config.batch_size, config.weight_decay, generator)
         row = {"epoch": epoch, "loss": stats.loss, "corrupted": stats.corrupted,
+               "corrupted_pairs": stats.corrupted_pairs,
                "seconds": stats.seconds}
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             valid = evaluator.evaluate(comp.model, "valid")
