@@ -88,8 +88,9 @@ def make_sampler(name: str, grid: dict, seed: int):
 def make_pruner(name: str, eval_every: int):
     import optuna
 
-    # Judge no trial before its second validation: early epochs rank settings poorly.
-    warmup = 2 * eval_every
+    # Judge no trial before its third validation: early epochs rank settings poorly, and
+    # large batches (few steps per epoch) start slowly but may end best.
+    warmup = 3 * eval_every
     if name == "percentile":  # prune a trial in the bottom quarter at the same epoch
         return optuna.pruners.PercentilePruner(25.0, n_startup_trials=5, n_warmup_steps=warmup)
     if name == "median":
@@ -99,13 +100,16 @@ def make_pruner(name: str, eval_every: int):
     raise ValueError(f"pruner must be one of {', '.join(PRUNERS)}, got {name!r}")
 
 
-def open_study(experiment: Experiment, storage: str, sampler: str = "grid",
+def open_study(experiment: Experiment, storage, sampler: str = "grid",
                pruner: str = "percentile", overrides: dict | None = None):
+    """Create or load the study; ``storage`` is a URL or a storage from :func:`make_storage`."""
     import optuna
 
     config = experiment.config(overrides)
+    if isinstance(storage, str):
+        storage = make_storage(storage)
     return optuna.create_study(
-        study_name=study_name(experiment, overrides, sampler), storage=make_storage(storage),
+        study_name=study_name(experiment, overrides, sampler), storage=storage,
         sampler=make_sampler(sampler, experiment.grid, config.seed),
         pruner=make_pruner(pruner, config.eval_every), direction="maximize",
         load_if_exists=True)
@@ -156,13 +160,13 @@ def _plan(study, experiment: Experiment, sampler: str, max_trials: int | None) -
     return wanted if limit is None else min(wanted, limit)
 
 
-def fail_running(study) -> int:
+def fail_running(study, storage) -> int:
     """Mark every running trial failed: for when no worker is alive (a killed search)."""
     from optuna.trial import TrialState
 
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for t in running:
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
     return len(running)
 
 
@@ -222,14 +226,15 @@ def search(experiment: Experiment, output, storage: str | None = None, sampler: 
 
     overrides = dict(overrides or {})
     overrides.setdefault("cache_dir", str(Path(output) / ".cache"))
-    storage = storage or default_storage(output)
+    url = storage or default_storage(output)
     max_trials = max_trials or experiment.max_trials
     if sampler != "grid" and max_trials is None:
         raise ValueError(f"the {sampler} sampler needs a number of trials (max_trials)")
+    storage = make_storage(url)
     study = open_study(experiment, storage, sampler, pruner, overrides)
     if reset_running:
         logger.info("%s: %d running trial(s) marked failed", study.study_name,
-                    fail_running(study))
+                    fail_running(study, storage))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)  # trials of workers whose heartbeat stopped
@@ -245,7 +250,7 @@ def search(experiment: Experiment, output, storage: str | None = None, sampler: 
         study.optimize(objective, n_trials=budget, gc_after_trial=False)
         if len(study.get_trials(deepcopy=False)) == before:
             break
-    return summarize(study, experiment, storage)
+    return summarize(study, experiment, url)
 
 
 def summarize(study, experiment: Experiment, storage: str) -> SearchResult:
