@@ -78,24 +78,43 @@ def test_search_interrupted_then_resumed_covers_the_grid_once(tmp_path, experime
     assert fit.calls == 0  # a finished study trains nothing more
 
 
-def test_workers_share_a_study_through_its_database(tmp_path, experiment, counting):
-    storage = f"sqlite:///{tmp_path / 'shared.db'}"
-    # Another worker holds one grid point (its trial is running).
+def _hold_a_point(experiment, storage):
+    """Start a trial as another worker would, and leave it running."""
     other = open_study(experiment, storage)
     with pytest.warns(UserWarning, match="Heartbeat"):
         held = other.ask()
     for name, values in sorted(experiment.grid.items()):
         held.suggest_categorical(name, values)
+    other._storage.record_heartbeat(held._trial_id)
+    return other
+
+
+def test_workers_share_a_study_through_its_database(tmp_path, experiment, counting):
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    other = _hold_a_point(experiment, storage)
 
     fit = counting()
-    result = search(experiment, tmp_path / "w1", storage=storage)
+    result = search(experiment, tmp_path / "w1", storage=storage, wait=False)
     assert fit.calls == 3 and result.trials == {"complete": 3, "running": 1}
 
-    # That worker was killed: with --reset-running its point is failed and tried again.
+    # That worker was killed: with reset_running its point is failed and tried again.
     fit = counting()
     result = search(experiment, tmp_path / "w2", storage=storage, reset_running=True)
     assert fit.calls == 1 and result.trials == {"complete": 4, "fail": 1}
     assert len(_grid_keys(other)) == 4
+
+
+def test_a_dead_workers_trial_is_retried_once_its_heartbeat_is_stale(
+        tmp_path, experiment, counting, monkeypatch):
+    monkeypatch.setattr(search_module, "GRACE_SECONDS", 1)
+    monkeypatch.setattr(search_module, "POLL_SECONDS", 0.5)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    _hold_a_point(experiment, storage)
+    # The search runs the three free points, waits for the held one, sees its worker's
+    # heartbeat go stale, fails it and runs that point itself.
+    fit = counting()
+    result = search(experiment, tmp_path, storage=storage)
+    assert fit.calls == 4 and result.trials == {"complete": 4, "fail": 1}
 
 
 def test_max_trials_takes_a_subset_and_tpe_needs_a_number(tmp_path, experiment, counting):

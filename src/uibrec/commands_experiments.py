@@ -63,8 +63,10 @@ def shared_options(func):
               help="Folder of the default study database and the candidate cache.")
 @click.option("--reset-running", is_flag=True,
               help="Mark running trials failed first (only when no other worker is alive).")
+@click.option("--no-wait", is_flag=True, help="Stop when nothing is left to start, without "
+              "waiting for the trials other workers run.")
 def search(dataset, model, loss, experiments_dir, sampler, trials, pruner, storage, data_dir,
-           epochs, device, sets, output, reset_running):
+           epochs, device, sets, output, reset_running, no_wait):
     """Search one configuration's grid (resumable; run it in several processes to share)."""
     from uibrec.experiments.search import search as run_search
     from uibrec.experiments.spec import load_experiments
@@ -74,7 +76,8 @@ def search(dataset, model, loss, experiments_dir, sampler, trials, pruner, stora
     if (model, loss) not in found:
         raise click.UsageError(f"{dataset}: no configuration {model} / {loss}")
     result = run_search(found[(model, loss)], output, storage, sampler, trials, pruner,
-                        _overrides(data_dir, epochs, device, sets), reset_running)
+                        _overrides(data_dir, epochs, device, sets), reset_running,
+                        wait=not no_wait)
     click.echo(to_json({"study": result.study_name, "storage": result.storage,
                         "best_value": result.best_value, "best_params": result.best_params,
                         "trials": result.trials, "seconds": result.seconds}))
@@ -96,10 +99,12 @@ def search(dataset, model, loss, experiments_dir, sampler, trials, pruner, stora
               help="Resamples of the per-user paired bootstrap.")
 @click.option("--test", type=click.Choice(["user", "seed"]), default="user", show_default=True,
               help="Significance marks from the per-user bootstrap or the per-seed t-test.")
+@click.option("--reset-running", is_flag=True, help="With --search: mark running trials "
+              "failed first (after a kill, when no other worker is alive).")
 @click.pass_context
 def reproduce(ctx, datasets, models, losses, seeds, do_search, experiments_dir, sampler,
               trials, pruner, storage, data_dir, epochs, device, sets, output, max_runs,
-              bootstrap, test):
+              bootstrap, test, reset_running):
     """Run the paper's main experiment and write its report; rerun to resume."""
     from uibrec.experiments.reproduce import reproduce as run_reproduce
 
@@ -110,7 +115,8 @@ def reproduce(ctx, datasets, models, losses, seeds, do_search, experiments_dir, 
         _list(datasets), _list(models), _list(losses), seeds, output, search=do_search,
         sampler=sampler, max_trials=trials, storage=storage, pruner=pruner,
         overrides=_overrides(data_dir, epochs, device, sets), experiments_dir=experiments_dir,
-        max_runs=max_runs, progress=not quiet, n_boot=bootstrap, test=test)
+        max_runs=max_runs, progress=not quiet, n_boot=bootstrap, test=test,
+        reset_running=reset_running)
     state = "complete" if result.complete else "incomplete (run the same command to continue)"
     click.echo(f"{result.report}: {state}; {result.new_runs} new run(s), "
                f"{result.skipped_runs} already done")

@@ -65,7 +65,8 @@ def reproduce(datasets, models, losses=LOSSES, seeds=5, output="results/reproduc
               search: bool = False, sampler: str = "grid", max_trials: int | None = None,
               storage: str | None = None, pruner: str = "percentile",
               overrides: dict | None = None, experiments_dir=None, max_runs: int | None = None,
-              progress: bool = False, n_boot: int = 1000, test: str = "user") -> ReproduceResult:
+              progress: bool = False, n_boot: int = 1000, test: str = "user",
+              reset_running: bool = False) -> ReproduceResult:
     """Run (or resume) the main experiment and write its report into ``output``.
 
     Args:
@@ -76,7 +77,7 @@ def reproduce(datasets, models, losses=LOSSES, seeds=5, output="results/reproduc
             candidate cache and (by default) the study database.
         search: search each configuration's grid first and use its best settings;
             otherwise use the paper's settings from the experiment file.
-        sampler, max_trials, storage, pruner: passed to the search.
+        sampler, max_trials, storage, pruner, reset_running: passed to the search.
         overrides: settings put over every configuration (e.g. ``{"epochs": 4}``).
         max_runs: stop after this many new runs (the report says what is missing).
         n_boot, test: resamples of the per-user bootstrap, and which test marks the table
@@ -105,7 +106,7 @@ def reproduce(datasets, models, losses=LOSSES, seeds=5, output="results/reproduc
             params = {}
             if search:
                 found = run_search(experiment, root, storage, sampler, max_trials, pruner,
-                                   overrides)
+                                   overrides, reset_running)
                 params = found.best_params
                 entry["search"] = {"study": found.study_name, "best_params": params,
                                    "best_value": found.best_value, "trials": found.trials,

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 60
 GRACE_SECONDS = 180
+POLL_SECONDS = 10
 MAX_RETRIES = 2  # a grid point failing more often than this is left out
 SAMPLERS = ("grid", "tpe")
 PRUNERS = ("percentile", "median", "none")
@@ -170,6 +171,15 @@ def fail_running(study, storage) -> int:
     return len(running)
 
 
+def _fail_stale(study) -> None:
+    """Fail the running trials of workers whose heartbeat stopped (killed, crashed)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
 def make_objective(experiment: Experiment, overrides: dict | None):
     """The trial function: train with the trial's parameters, report, return the best
     validation metric. The split and candidates are loaded once."""
@@ -206,7 +216,8 @@ def make_objective(experiment: Experiment, overrides: dict | None):
 
 def search(experiment: Experiment, output, storage: str | None = None, sampler: str = "grid",
            max_trials: int | None = None, pruner: str = "percentile",
-           overrides: dict | None = None, reset_running: bool = False) -> SearchResult:
+           overrides: dict | None = None, reset_running: bool = False,
+           wait: bool = True) -> SearchResult:
     """Run (or resume, or join) the search of one configuration; return its best settings.
 
     Args:
@@ -221,8 +232,10 @@ def search(experiment: Experiment, output, storage: str | None = None, sampler: 
         overrides: settings put over the experiment's (e.g. ``{"epochs": 4}``); they
             change the study's name.
         reset_running: fail every running trial first (no other worker may be alive).
+        wait: when nothing is left to start, wait for the trials other workers run (and
+            retry those of dead workers) so that the result is the whole study's.
     """
-    import optuna
+    from optuna.trial import TrialState
 
     overrides = dict(overrides or {})
     overrides.setdefault("cache_dir", str(Path(output) / ".cache"))
@@ -235,21 +248,30 @@ def search(experiment: Experiment, output, storage: str | None = None, sampler: 
     if reset_running:
         logger.info("%s: %d running trial(s) marked failed", study.study_name,
                     fail_running(study, storage))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)  # trials of workers whose heartbeat stopped
-    objective = None
+    objective, waited = None, False
     while True:
+        _fail_stale(study)
         budget = _plan(study, experiment, sampler, max_trials)
-        if budget == 0:
+        if budget > 0:
+            logger.info("%s: %d trial(s) to run (grid of %d)", study.study_name, budget,
+                        experiment.grid_size())
+            objective = objective or make_objective(experiment, overrides)
+            before = len(study.get_trials(deepcopy=False))
+            study.optimize(objective, n_trials=budget, gc_after_trial=False)
+            if len(study.get_trials(deepcopy=False)) == before:
+                break
+            continue
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not running or not wait:
             break
-        logger.info("%s: %d trial(s) to run (grid of %d)", study.study_name, budget,
-                    experiment.grid_size())
-        objective = objective or make_objective(experiment, overrides)
-        before = len(study.get_trials(deepcopy=False))
-        study.optimize(objective, n_trials=budget, gc_after_trial=False)
-        if len(study.get_trials(deepcopy=False)) == before:
-            break
+        # Another worker's trials decide the best too; a dead worker's trial turns
+        # failed once its heartbeat is older than the grace period, and is then retried.
+        (logger.debug if waited else logger.info)(
+            "%s: waiting for %d running trial(s) of other workers (a dead worker's trial "
+            "is failed after %d s without heartbeat)", study.study_name, len(running),
+            GRACE_SECONDS)
+        waited = True
+        time.sleep(POLL_SECONDS)
     return summarize(study, experiment, url)
 
 
