@@ -136,3 +136,8 @@ from uibrec.commands_analysis import alpha_sweep, analyze, recommend  # noqa: E4
 main.add_command(recommend)
 main.add_command(analyze)
 main.add_command(alpha_sweep)
+
+from uibrec.commands_experiments import COMMANDS as _EXPERIMENT_COMMANDS  # noqa: E402
+
+for _command in _EXPERIMENT_COMMANDS:
+    main.add_command(_command)

@@ -2,8 +2,9 @@
 
 A run folder holds ``config.yaml`` (the resolved settings), ``history.csv`` (one row per
 epoch), ``metrics.json`` (best validation and test metrics, sampled and full ranking),
-``data.json`` (what cleaning removed and the split's sizes), ``model.pt`` (the weights)
-and ``ids.npz`` (raw user and item IDs of every index).
+``data.json`` (what cleaning removed and the split's sizes), ``model.pt`` (the weights),
+``ids.npz`` (raw user and item IDs of every index) and ``ranks.npz`` (the 0-based rank of
+each evaluated user's held-out item, per evaluation, for paired tests between runs).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from uibrec.config import Config, load_config, save_config, to_json
 from uibrec.data.interactions import IdMap
 from uibrec.data.split import Split
-from uibrec.evaluation import Evaluator
+from uibrec.evaluation import Evaluator, metrics_from_ranks
 from uibrec.models import get_model_class
 from uibrec.training import Components, build_components, fit, load_split
 
@@ -40,16 +41,18 @@ def new_run_dir(config: Config) -> Path:
 
 
 def evaluate_components(comp: Components, split: Split, candidates, full: bool = True,
-                        device="cpu") -> dict:
-    """Validation and test metrics, sampled (and full ranking when ``full``)."""
+                        device="cpu", ranks: dict | None = None) -> dict:
+    """Validation and test metrics, sampled (and full ranking when ``full``).
+
+    ``ranks``, if given, receives the per-user ranks behind each set of metrics.
+    """
     evaluator = Evaluator(split, candidates, device=device)
-    out = {
-        "valid": evaluator.evaluate(comp.model, "valid"),
-        "test": evaluator.evaluate(comp.model, "test"),
-    }
+    ranks = {} if ranks is None else ranks
+    ranks["valid"] = evaluator.ranks(comp.model, "valid")
+    ranks["test"] = evaluator.ranks(comp.model, "test")
     if full:
-        out["test_full"] = evaluator.evaluate(comp.model, "test", "full")
-    return out
+        ranks["test_full"] = evaluator.ranks(comp.model, "test", "full")
+    return {which: metrics_from_ranks(r, evaluator.ks) for which, r in ranks.items()}
 
 
 def train(config: Config | None = None, progress: bool = False, **overrides) -> dict:
@@ -70,8 +73,9 @@ def train(config: Config | None = None, progress: bool = False, **overrides) -> 
 
     result = fit(config, split, candidates, progress=progress)
     train_seconds = time.perf_counter() - start - data_seconds
+    ranks: dict = {}
     metrics = evaluate_components(result.components, split, candidates, config.full_ranking,
-                                  config.device)
+                                  config.device, ranks)
     epochs = len(result.history)
     metrics.update({
         "best_epoch": result.best_epoch,
@@ -82,7 +86,7 @@ def train(config: Config | None = None, progress: bool = False, **overrides) -> 
         "loss": result.components.loss_name,
         "num_negatives": result.components.num_negatives,
     })
-    run_dir = save_run(config, result.components, split, result.history, metrics, report)
+    run_dir = save_run(config, result.components, split, result.history, metrics, report, ranks)
     metrics["run_dir"] = str(run_dir)
     logger.info("run saved in %s; test %s", run_dir, _short(metrics["test"]))
     return metrics
@@ -93,7 +97,8 @@ def _short(metrics: dict) -> str:
     return " ".join(f"{k}={metrics[k]:.4f}" for k in keys if k in metrics)
 
 
-def save_run(config: Config, comp: Components, split: Split, history, metrics, report) -> Path:
+def save_run(config: Config, comp: Components, split: Split, history, metrics, report,
+             ranks: dict | None = None) -> Path:
     run_dir = new_run_dir(config)
     save_config(config, run_dir / "config.yaml")
     pd.DataFrame(history).to_csv(run_dir / "history.csv", index=False)
@@ -103,6 +108,9 @@ def save_run(config: Config, comp: Components, split: Split, history, metrics, r
                 "num_items": split.num_items}, run_dir / "model.pt")
     np.savez_compressed(run_dir / "ids.npz", user_ids=split.user_map.ids,
                         item_ids=split.item_map.ids)
+    if ranks:
+        arrays = {which: np.asarray(r.cpu(), dtype=np.int32) for which, r in ranks.items()}
+        np.savez_compressed(run_dir / "ranks.npz", user_idx=split.eval_users, **arrays)
     return run_dir
 
 

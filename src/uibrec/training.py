@@ -74,8 +74,11 @@ def build_components(config: Config, num_users: int, num_items: int, train_users
                      train_items=None) -> Components:
     """The model, its loss and (for UIB) its boundary head, as the config names them."""
     model_cls = get_model_class(config.model)
+    # ``seed`` reaches models that draw their own random numbers (MF's dropout masks),
+    # so that repeats with different seeds differ in those too.
     context = {"num_users": num_users, "num_items": num_items, "dim": config.dim,
-               "dropout": config.dropout, "train_users": train_users, "train_items": train_items}
+               "dropout": config.dropout, "train_users": train_users, "train_items": train_items,
+               "seed": config.seed}
     model = model_cls(**_accepted(model_cls, {**context, **config.model_options}))
     loss_name = resolve_loss_name(config.model, config.loss, model_cls.native_loss)
     loss_cls = LOSSES[loss_name]
