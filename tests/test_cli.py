@@ -42,3 +42,18 @@ def test_native_loss_run_has_no_boundary_and_one_negative(synthetic_csv, tmp_pat
     assert metrics["loss"] == "bpr" and metrics["num_negatives"] == 1
     run = uibrec.load_run(metrics["run_dir"])
     assert run.boundary is None
+
+
+def test_misspelt_model_option_is_an_error_naming_the_known_ones():
+    import pytest
+
+    from uibrec.config import make_config
+    from uibrec.training import build_components
+
+    config = make_config({}, {"model": "mf", "model_options": {"layer": 3}})
+    with pytest.raises(ValueError, match=r"model 'mf' \(model_options\) takes no option "
+                                         r"'layer'; it takes: init_std"):
+        build_components(config, 5, 5)
+    config = make_config({}, {"loss": "uib", "loss_options": {"gama": 1}})
+    with pytest.raises(ValueError, match="loss 'uib' .* takes no option 'gama'"):
+        build_components(config, 5, 5)

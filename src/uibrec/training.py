@@ -60,14 +60,19 @@ class Components:
             yield from module.parameters()
 
 
-def _accepted(callable_, options: dict) -> dict:
-    """The subset of ``options`` that ``callable_`` takes as keyword arguments."""
+def _accepted(callable_, context: dict, options: dict, what: str) -> dict:
+    """Keyword arguments for ``callable_``: the ``context`` entries it takes, and every
+    user-given option, which it must take (a misspelt option is an error, not a no-op)."""
     if getattr(callable_, "__init__", None) is torch.nn.Module.__init__:
-        return {}  # a module class without its own constructor takes no settings
-    params = inspect.signature(callable_).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return dict(options)
-    return {k: v for k, v in options.items() if k in params}
+        params = {}  # a module class without its own constructor takes no settings
+    else:
+        params = inspect.signature(callable_).parameters
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        takes = sorted(set(params) - set(context) - {"self"}) or ["no options"]
+        raise ValueError(f"{what} takes no option {', '.join(map(repr, unknown))}; "
+                         f"it takes: {', '.join(takes)}")
+    return {**{k: v for k, v in context.items() if k in params}, **options}
 
 
 def build_components(config: Config, num_users: int, num_items: int, train_users=None,
@@ -79,11 +84,12 @@ def build_components(config: Config, num_users: int, num_items: int, train_users
     context = {"num_users": num_users, "num_items": num_items, "dim": config.dim,
                "dropout": config.dropout, "train_users": train_users, "train_items": train_items,
                "seed": config.seed}
-    model = model_cls(**_accepted(model_cls, {**context, **config.model_options}))
+    model = model_cls(**_accepted(model_cls, context, config.model_options,
+                                  f"model {config.model!r} (model_options)"))
     loss_name = resolve_loss_name(config.model, config.loss, model_cls.native_loss)
     loss_cls = LOSSES[loss_name]
-    loss = loss_cls(**_accepted(loss_cls, {**context, "alpha": config.alpha,
-                                           **config.loss_options}))
+    loss = loss_cls(**_accepted(loss_cls, {**context, "alpha": config.alpha},
+                                config.loss_options, f"loss {loss_name!r} (loss_options)"))
     boundary = None
     if loss.needs_boundary:
         boundary = BoundaryHead(config.dim, num_users, config.boundary)
