@@ -31,6 +31,12 @@ class Loss(nn.Module):
     needs_boundary = False
     needs_extras = False
 
+    def __init__(self):
+        # Explicit, so that a loss without options accepts none: ``build_components``
+        # passes only the keyword arguments a loss's signature names, and nn.Module's
+        # own ``**kwargs`` would otherwise let every option through.
+        super().__init__()
+
     def forward(self, batch: LossInput) -> torch.Tensor:
         raise NotImplementedError
 
