@@ -118,3 +118,7 @@ def resolve_loss_name(model_name: str, loss_name: str, native: str) -> str:
         raise KeyError(f"unknown loss {loss_name!r}; known losses: native, "
                        f"{', '.join(sorted(LOSSES))}")
     return loss_name
+
+
+# Losses kept in their own modules register themselves on import.
+import uibrec.losses_sml  # noqa: E402, F401
