@@ -107,3 +107,11 @@ def test_regularization_reads_layer_zero():
                                  torch.tensor([[2, 3], [3, 3]]))
     # per positive: 2 + 8 + mean(8, 8) = 18
     assert value.item() == pytest.approx(18.0)
+
+
+def test_moving_the_model_drops_the_cache():
+    model = LightGCN(3, 4, dim=2, layers=1, train_users=EDGES_USERS, train_items=EDGES_ITEMS)
+    model.eval()
+    model.prepare()
+    model.to(torch.float64)
+    assert model.score_all(torch.arange(3)).dtype == torch.float64

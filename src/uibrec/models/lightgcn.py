@@ -144,6 +144,10 @@ class LightGCN(Recommender):
         self._cache = None
         return super().train(mode)
 
+    def _apply(self, fn, *args, **kwargs):
+        self._cache = None  # .to(device) and friends swap the weights' storage
+        return super()._apply(fn, *args, **kwargs)
+
     def regularization(self, user_idx, pos_items, neg_items):
         # The layer-0 rows, as the LightGCN paper regularises.
         users = self.user_embedding[user_idx].pow(2).sum()

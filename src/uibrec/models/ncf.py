@@ -41,11 +41,12 @@ class NCF(MF):
         self.item_proj = nn.Linear(dim, layers[0], bias=False)  # W_i
         tower: list[nn.Module] = []
         for size_in, size_out in zip(layers, layers[1:] + [1], strict=True):
-            tower += [nn.ReLU(), nn.Linear(size_in, size_out)]
+            tower += [nn.ReLU(inplace=True), nn.Linear(size_in, size_out)]
         self.tower = nn.Sequential(*tower)
 
     def interact(self, user_vecs, item_vecs):
-        hidden = self.user_proj(user_vecs).unsqueeze(1) + self.item_proj(item_vecs)  # (B, K, h)
+        hidden = self.item_proj(item_vecs)  # (B, K, h)
+        hidden += self.user_proj(user_vecs).unsqueeze(1)  # in place: no second (B, K, h)
         return self.tower(hidden).squeeze(-1)  # (B, K)
 
     def score_all(self, user_idx):
