@@ -36,6 +36,9 @@ class Config:
     # optimisation
     optimizer: str = "adagrad"  # or "adam"
     lr: float = 1.0
+    # Adagrad's starting accumulator: 0 is PyTorch's default and the authors' (their first
+    # step moves each weight by lr); TensorFlow starts at 0.1, which tames the first steps.
+    adagrad_init: float = 0.0
     weight_decay: float = 0.0  # L2 on the batch's embedding rows, decay/2 * sum of squares
     batch_size: int = 1024
     epochs: int = 500

@@ -32,8 +32,9 @@ class Loss(nn.Module):
     needs_extras = False
 
     def __init__(self):
-        # An explicit signature: the trainer passes a loss only the options it names, and
-        # nn.Module's own ``(*args, **kwargs)`` would take (and reject) them all.
+        # Explicit, so that a loss without options accepts none: ``build_components``
+        # passes only the keyword arguments a loss's signature names, and nn.Module's
+        # own ``**kwargs`` would otherwise let every option through.
         super().__init__()
 
     def forward(self, batch: LossInput) -> torch.Tensor:
@@ -117,3 +118,7 @@ def resolve_loss_name(model_name: str, loss_name: str, native: str) -> str:
         raise KeyError(f"unknown loss {loss_name!r}; known losses: native, "
                        f"{', '.join(sorted(LOSSES))}")
     return loss_name
+
+
+# Losses kept in their own modules register themselves on import.
+import uibrec.losses_sml  # noqa: E402, F401

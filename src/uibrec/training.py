@@ -117,7 +117,8 @@ def make_optimizer(config: Config, params) -> torch.optim.Optimizer:
         # The fused CPU kernel takes half the time of the foreach one.
         fused = all(p.device.type == "cpu" for p in params)
         return torch.optim.Adagrad(params, lr=config.lr, fused=fused or None,
-                                   foreach=None if fused else True)
+                                   foreach=None if fused else True,
+                                   initial_accumulator_value=config.adagrad_init)
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, foreach=True)
     raise ValueError(f"optimizer must be 'adagrad' or 'adam', got {config.optimizer!r}")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from uibrec.models.base import BoundaryHead, Recommender
+from uibrec.models.lightgcn import LightGCN
 from uibrec.models.mf import MF
+from uibrec.models.ncf import NCF
+from uibrec.models.sml import SML
 
 MODELS: dict[str, type[Recommender]] = {}
 
@@ -14,6 +17,9 @@ def register_model(name: str, cls: type[Recommender]) -> type[Recommender]:
 
 
 register_model("mf", MF)
+register_model("ncf", NCF)
+register_model("sml", SML)
+register_model("lightgcn", LightGCN)
 
 
 def get_model_class(name: str) -> type[Recommender]:
@@ -22,4 +28,5 @@ def get_model_class(name: str) -> type[Recommender]:
     return MODELS[name]
 
 
-__all__ = ["MODELS", "BoundaryHead", "MF", "Recommender", "get_model_class", "register_model"]
+__all__ = ["MODELS", "MF", "NCF", "SML", "BoundaryHead", "LightGCN", "Recommender",
+           "get_model_class", "register_model"]

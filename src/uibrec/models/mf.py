@@ -12,10 +12,9 @@ from uibrec.models.base import Recommender
 from uibrec.ops import Dropout, batch_dot, gather_dot
 
 
-class MF(Recommender):
-    """``s(u, i) = P_u . Q_i``, with dropout on the embeddings while training."""
-
-    native_loss = "bpr"
+class EmbeddingModel(Recommender):
+    """A user table and an item table with dropout on the rows a batch reads; subclasses
+    say how a user vector and an item vector make a score (:meth:`interact`)."""
 
     def __init__(self, num_users: int, num_items: int, dim: int = 32, dropout: float = 0.0,
                  init_std: float = 0.1, seed: int = 0):
@@ -35,6 +34,18 @@ class MF(Recommender):
         rows = self.item_embedding.index_select(0, item_idx.reshape(-1))
         return self.dropout(rows.view(*item_idx.shape, self.dim), self.training)
 
+    def regularization(self, user_idx, pos_items, neg_items):
+        users = self.user_embedding[user_idx].pow(2).sum()
+        pos = self.item_embedding[pos_items].pow(2).sum()
+        neg = self.item_embedding[neg_items].pow(2).sum() / neg_items.shape[-1]
+        return (users + pos + neg) / len(user_idx)
+
+
+class MF(EmbeddingModel):
+    """``s(u, i) = P_u . Q_i``, with dropout on the embeddings while training."""
+
+    native_loss = "bpr"
+
     def score_items(self, user_vecs, item_idx):
         # Lookup, dropout and dot product fused (see uibrec.ops.gather_dot).
         dropout = self.dropout if self.training else None
@@ -45,9 +56,3 @@ class MF(Recommender):
 
     def score_all(self, user_idx):
         return self.users(user_idx) @ self.item_embedding.T  # (B, num_items)
-
-    def regularization(self, user_idx, pos_items, neg_items):
-        users = self.user_embedding[user_idx].pow(2).sum()
-        pos = self.item_embedding[pos_items].pow(2).sum()
-        neg = self.item_embedding[neg_items].pow(2).sum() / neg_items.shape[-1]
-        return (users + pos + neg) / len(user_idx)

@@ -1,0 +1,156 @@
+"""LightGCN: embeddings smoothed over the user-item graph, scored by a dot product.
+
+X. He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for
+Recommendation", SIGIR 2020. Layer k+1 of a user is the sum of its items' layer-k
+embeddings weighted by ``1 / sqrt(deg u * deg i)``, and symmetrically for items; the final
+embedding is the mean of layers 0..K. The graph holds the training interactions only.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from uibrec.models.base import Recommender
+from uibrec.ops import batch_dot
+
+
+def normalized_adjacency(train_users, train_items, num_users: int, num_items: int):
+    """The user-item block ``R`` of the symmetric-normalised graph and its transpose.
+
+    ``R[u, i] = 1 / sqrt(deg u * deg i)`` for each distinct training pair; both are
+    float32 CSR tensors, ``(num_users, num_items)`` and ``(num_items, num_users)``.
+    """
+    users = np.asarray(train_users, dtype=np.int64)
+    items = np.asarray(train_items, dtype=np.int64)
+    if len(users) != len(items):
+        raise ValueError("train_users and train_items must have the same length")
+    keys = np.unique(users * num_items + items)  # repeated pairs count once
+    users, items = keys // num_items, keys % num_items
+    user_deg = np.bincount(users, minlength=num_users)
+    item_deg = np.bincount(items, minlength=num_items)
+    values = 1.0 / np.sqrt(user_deg[users].astype(np.float64) * item_deg[items])
+    return (_csr(users, items, values, (num_users, num_items)),
+            _csr(items, users, values, (num_items, num_users)))
+
+
+def _csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape) -> torch.Tensor:
+    # 32-bit indices: with 64-bit ones, every product first converts them (10% of its time).
+    order = np.lexsort((cols, rows))
+    indptr = np.zeros(shape[0] + 1, dtype=np.int32)
+    np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(indptr), torch.from_numpy(cols[order].astype(np.int32)),
+            torch.from_numpy(values[order].astype(np.float32)), size=shape,
+            check_invariants=False)  # built sorted and in range just above
+
+
+class _SparseMM(torch.autograd.Function):
+    """``matrix @ dense`` whose backward is ``transpose @ grad``, from a CSR transpose kept
+    beside the matrix: PyTorch's own sparse backward is several times slower on the CPU."""
+
+    @staticmethod
+    def forward(ctx, matrix, transpose, dense):
+        ctx.transpose = transpose
+        return torch.sparse.mm(matrix, dense)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return None, None, torch.sparse.mm(ctx.transpose, grad.contiguous())
+
+
+def sparse_mm(matrix: torch.Tensor, transpose: torch.Tensor, dense: torch.Tensor):
+    """``matrix @ dense`` for a CSR ``matrix``; ``transpose`` must equal ``matrix.T``."""
+    return _SparseMM.apply(matrix, transpose, dense)
+
+
+class LightGCN(Recommender):
+    """``s(u, i) = G(u) . G(i)``, G the mean of the K+1 propagated layers.
+
+    Args:
+        train_users, train_items: index arrays of the training interactions (never the
+            held-out ones), from which the graph is built.
+        layers: K, the number of propagation layers (the paper does not state it).
+    """
+
+    native_loss = "bpr"
+    needs_training_data = True
+
+    def __init__(self, num_users: int, num_items: int, dim: int = 32, layers: int = 3,
+                 train_users=None, train_items=None, init_std: float = 0.1):
+        super().__init__()
+        if train_users is None or train_items is None:
+            raise ValueError("LightGCN is built from the training interactions: pass "
+                             "train_users and train_items")
+        if not isinstance(layers, int) or layers < 0:
+            raise ValueError(f"LightGCN layers must be a non-negative integer, got {layers!r}")
+        self.num_users, self.num_items, self.dim, self.layers = num_users, num_items, dim, layers
+        self.user_embedding = nn.Parameter(torch.randn(num_users, dim) * init_std)
+        self.item_embedding = nn.Parameter(torch.randn(num_items, dim) * init_std)
+        adjacency, transpose = normalized_adjacency(train_users, train_items, num_users,
+                                                    num_items)
+        # Rebuilt from the split when a run is loaded, so not saved with the weights.
+        self.register_buffer("adjacency", adjacency, persistent=False)
+        self.register_buffer("adjacency_t", transpose, persistent=False)
+        self._cache = None
+
+    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final user ``(num_users, d)`` and item ``(num_items, d)`` embeddings."""
+        users, items = self.user_embedding, self.item_embedding
+        user_sum, item_sum = users, items
+        for _ in range(self.layers):
+            users, items = (sparse_mm(self.adjacency, self.adjacency_t, items),
+                            sparse_mm(self.adjacency_t, self.adjacency, users))
+            user_sum, item_sum = user_sum + users, item_sum + items
+        return user_sum / (self.layers + 1), item_sum / (self.layers + 1)
+
+    def prepare(self):
+        self._cache = None
+        self._propagated()
+
+    def _propagated(self):
+        # Valid until the weights change (an optimiser step or a load bumps their
+        # version) or autograd is switched on or off; while evaluating, no graph is kept.
+        grad = self.training and torch.is_grad_enabled()
+        key = (self.user_embedding._version, self.item_embedding._version, grad)
+        if self._cache is None or self._cache[0] != key:
+            with torch.set_grad_enabled(grad):
+                self._cache = (key, *self.propagate())
+        return self._cache[1], self._cache[2]
+
+    def users(self, user_idx):
+        final = self._propagated()[0]
+        return final.index_select(0, user_idx.reshape(-1)).view(*user_idx.shape, self.dim)
+
+    def items(self, item_idx):
+        final = self._propagated()[1]
+        return final.index_select(0, item_idx.reshape(-1)).view(*item_idx.shape, self.dim)
+
+    def interact(self, user_vecs, item_vecs):
+        return batch_dot(user_vecs, item_vecs)  # (B, K)
+
+    def score_all(self, user_idx):
+        return self.users(user_idx) @ self._propagated()[1].T  # (B, num_items)
+
+    def after_step(self):
+        self._cache = None  # frees the batch's autograd graph
+
+    def train(self, mode: bool = True):
+        self._cache = None
+        return super().train(mode)
+
+    def _apply(self, fn, *args, **kwargs):
+        self._cache = None  # .to(device) and friends swap the weights' storage
+        return super()._apply(fn, *args, **kwargs)
+
+    def regularization(self, user_idx, pos_items, neg_items):
+        # The layer-0 rows, as the LightGCN paper regularises.
+        users = self.user_embedding[user_idx].pow(2).sum()
+        pos = self.item_embedding[pos_items].pow(2).sum()
+        neg = self.item_embedding[neg_items].pow(2).sum() / neg_items.shape[-1]
+        return (users + pos + neg) / len(user_idx)

@@ -1,0 +1,117 @@
+"""LightGCN: the normalised graph, its propagation and its hand-written backward."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from uibrec.data.candidates import sample_candidates
+from uibrec.evaluation import Evaluator
+from uibrec.models.lightgcn import LightGCN, normalized_adjacency, sparse_mm
+
+# Users 0..2, items 0..3; the pair (0, 0) is given twice and counts once.
+# deg u = 2, 3, 1; deg i = 1, 2, 1, 2.
+EDGES_USERS = np.array([0, 0, 0, 1, 1, 1, 2])
+EDGES_ITEMS = np.array([0, 0, 1, 1, 2, 3, 3])
+R_BY_HAND = np.array([
+    [1 / np.sqrt(2 * 1), 1 / np.sqrt(2 * 2), 0, 0],  # 0.7071, 0.5
+    [0, 1 / np.sqrt(3 * 2), 1 / np.sqrt(3 * 1), 1 / np.sqrt(3 * 2)],  # 0.4082, 0.5774, 0.4082
+    [0, 0, 0, 1 / np.sqrt(1 * 2)],  # 0.7071
+])
+
+
+def test_normalized_adjacency_by_hand():
+    matrix, transpose = normalized_adjacency(EDGES_USERS, EDGES_ITEMS, 3, 4)
+    assert matrix.layout == torch.sparse_csr and transpose.layout == torch.sparse_csr
+    np.testing.assert_allclose(matrix.to_dense().numpy(), R_BY_HAND, rtol=1e-6)
+    np.testing.assert_allclose(transpose.to_dense().numpy(), R_BY_HAND.T, rtol=1e-6)
+
+
+def test_held_out_edges_are_not_in_the_graph(synthetic_split, make_components):
+    split = synthetic_split
+    _, comp = make_components("lightgcn", "native", split)
+    dense = comp.model.adjacency.to_dense()  # (num_users, num_items)
+    users = torch.as_tensor(split.eval_users)
+    assert (dense[users, torch.as_tensor(split.valid_items)] == 0).all()
+    assert (dense[users, torch.as_tensor(split.test_items)] == 0).all()
+    train = torch.zeros_like(dense, dtype=torch.bool)
+    train[split.train.user_idx, split.train.item_idx] = True
+    assert torch.equal(dense != 0, train)
+
+
+def test_propagation_is_the_mean_of_layers():
+    model = LightGCN(3, 4, dim=2, layers=2, train_users=EDGES_USERS, train_items=EDGES_ITEMS)
+    model.eval()
+    r = torch.as_tensor(R_BY_HAND, dtype=torch.float32)
+    graph = torch.zeros(7, 7)
+    graph[:3, 3:], graph[3:, :3] = r, r.T  # the full symmetric (users + items) matrix
+    layer0 = torch.cat([model.user_embedding, model.item_embedding]).detach()
+    expected = (layer0 + graph @ layer0 + graph @ graph @ layer0) / 3
+    users, items = model.propagate()
+    torch.testing.assert_close(torch.cat([users, items]), expected)
+
+
+def test_custom_backward_matches_autograd():
+    gen = torch.Generator().manual_seed(0)
+    dense = torch.rand(5, 4, generator=gen, dtype=torch.float64)
+    dense[dense < 0.5] = 0.0  # some structural zeros
+    matrix, transpose = dense.to_sparse_csr(), dense.T.contiguous().to_sparse_csr()
+    x = torch.randn(4, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: sparse_mm(matrix, transpose, v), (x,))
+    grad_out = torch.randn(5, 3, generator=gen, dtype=torch.float64)
+    (mine,) = torch.autograd.grad(sparse_mm(matrix, transpose, x), x, grad_out)
+    (reference,) = torch.autograd.grad(dense @ x, x, grad_out)
+    torch.testing.assert_close(mine, reference)
+
+
+def test_cache_follows_the_weights():
+    model = LightGCN(3, 4, dim=2, layers=1, train_users=EDGES_USERS, train_items=EDGES_ITEMS)
+    model.eval()
+    model.prepare()
+    users = torch.arange(3)
+    before = model.score_all(users)
+    with torch.no_grad():
+        model.item_embedding.add_(1.0)  # as an optimiser step or a load would
+    after = model.score_all(users)
+    expected_users, expected_items = model.propagate()
+    torch.testing.assert_close(after, expected_users @ expected_items.T)
+    assert not torch.allclose(before, after)
+
+
+def test_evaluation_propagates_once(monkeypatch, synthetic_split, make_components):
+    split = synthetic_split
+    _, comp = make_components("lightgcn", "uib", split)
+    calls = []
+    original = LightGCN.propagate
+    monkeypatch.setattr(LightGCN, "propagate", lambda self: calls.append(1) or original(self))
+    evaluator = Evaluator(split, sample_candidates(split, 5), batch_size=3)  # several batches
+    evaluator.evaluate(comp.model, "valid")
+    evaluator.evaluate(comp.model, "test", "full")
+    assert len(calls) == 2
+
+
+def test_needs_training_data():
+    with pytest.raises(ValueError, match="train_users"):
+        LightGCN(3, 4)
+    with pytest.raises(ValueError, match="layers"):
+        LightGCN(3, 4, layers=-1, train_users=EDGES_USERS, train_items=EDGES_ITEMS)
+
+
+def test_regularization_reads_layer_zero():
+    model = LightGCN(3, 4, dim=2, layers=2, train_users=EDGES_USERS, train_items=EDGES_ITEMS)
+    with torch.no_grad():
+        model.user_embedding.fill_(1.0)  # |P_u|^2 = 2
+        model.item_embedding.fill_(2.0)  # |Q_i|^2 = 8
+    value = model.regularization(torch.tensor([0, 1]), torch.tensor([0, 1]),
+                                 torch.tensor([[2, 3], [3, 3]]))
+    # per positive: 2 + 8 + mean(8, 8) = 18
+    assert value.item() == pytest.approx(18.0)
+
+
+def test_moving_the_model_drops_the_cache():
+    model = LightGCN(3, 4, dim=2, layers=1, train_users=EDGES_USERS, train_items=EDGES_ITEMS)
+    model.eval()
+    model.prepare()
+    model.to(torch.float64)
+    assert model.score_all(torch.arange(3)).dtype == torch.float64
