@@ -10,8 +10,13 @@ cached candidates and by full ranking, and the process's peak resident memory.
 
 from __future__ import annotations
 
-import argparse
 import os
+
+# Before torch loads OpenMP: idle threads that spin between small operations made an epoch
+# 20x slower whenever another process was busy (see uibrec/__init__.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
 import resource
 import time
 
