@@ -117,8 +117,10 @@ def data_list():
 
 
 from uibrec.commands_data import stats as _data_stats  # noqa: E402
+from uibrec.commands_data import synth as _data_synth  # noqa: E402
 
 data.add_command(_data_stats)
+data.add_command(_data_synth)
 
 
 def run():
