@@ -112,7 +112,9 @@ class Parallel:
                                "environment: launch it with torchrun (docs/distributed.md)")
         rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
         local_rank = int(os.environ.get("LOCAL_RANK", rank))
-        device = torch.device(device)
+        from uibrec.training import resolve_device
+
+        device = resolve_device(device)
         if device.type == "cuda":
             if device.index is not None and device.index != local_rank:
                 logger.warning("device %s ignored: process %d uses cuda:%d (its LOCAL_RANK)",

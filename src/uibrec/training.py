@@ -237,11 +237,20 @@ def train_epoch(comp: Components, optimizer, sampler: NegativeSampler, train_use
                       time.perf_counter() - start)
 
 
+def resolve_device(name: str | torch.device) -> torch.device:
+    """The torch device of a name, with a clear error when CUDA is asked for but absent."""
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r}: CUDA is not available here (torch "
+                         f"{torch.__version__}); use --device cpu")
+    return device
+
+
 def _setup(config: Config, split: Split, candidates: np.ndarray, parallel=None):
     """Components on their device, optimiser, sampler, evaluator and training tensors."""
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    device = torch.device(config.device) if parallel is None else parallel.device
+    device = resolve_device(config.device) if parallel is None else parallel.device
     comp = build_components(config, split.num_users, split.num_items,
                             split.train.user_idx, split.train.item_idx)
     for module in comp.modules().values():
