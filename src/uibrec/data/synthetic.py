@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uibrec.data.interactions import IdMap, Interactions
+from uibrec.data.interactions import IdMap, Interactions, sorted_unique
 
 logger = logging.getLogger(__name__)
 
@@ -68,18 +68,9 @@ def _draw(users: np.ndarray, cdf: np.ndarray | None, num_items: int,
 
 def _merge(keys: np.ndarray, new: np.ndarray) -> np.ndarray:
     """Sorted ``keys`` plus those of ``new`` (distinct, not in ``keys``), still sorted."""
-    new = _sorted_unique(new)
+    new = sorted_unique(new)
     new = new[~_contains(keys, new)]
     return np.insert(keys, np.searchsorted(keys, new), new)
-
-
-def _sorted_unique(keys: np.ndarray) -> np.ndarray:
-    """``np.unique`` by one in-place sort (NumPy 2's hashing ``unique`` was 6x slower)."""
-    keys.sort()
-    keep = np.empty(len(keys), dtype=bool)
-    keep[:1] = True
-    np.not_equal(keys[1:], keys[:-1], out=keep[1:])
-    return keys[keep]
 
 
 def _contains(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -103,7 +94,7 @@ def synthetic_keys(num_users: int, num_items: int, rows: int, zipf: float = 1.0,
     cdf = np.cumsum(item_probabilities(num_items, zipf, rng))
 
     users = np.repeat(np.arange(num_users, dtype=np.int64), counts)
-    keys = _sorted_unique(_draw(users, cdf, num_items, rng))
+    keys = sorted_unique(_draw(users, cdf, num_items, rng))
     del users
     rounds = 1
     short = counts - np.bincount(keys // num_items, minlength=num_users)  # (num_users,)
