@@ -246,7 +246,7 @@ def resolve_device(name: str | torch.device) -> torch.device:
     return device
 
 
-def _setup(config: Config, split: Split, candidates: np.ndarray, parallel=None):
+def setup_training(config: Config, split: Split, candidates: np.ndarray, parallel=None):
     """Components on their device, optimiser, sampler, evaluator and training tensors."""
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
@@ -281,7 +281,7 @@ def fit(config: Config, split: Split, candidates: np.ndarray, progress: bool = F
     :class:`uibrec.distributed.Parallel`) trains this process's share of each batch; every
     process then validates its share of the users and all take the same decisions.
     """
-    comp, optimizer, sampler, evaluator, train_users, train_items = _setup(
+    comp, optimizer, sampler, evaluator, train_users, train_items = setup_training(
         config, split, candidates, parallel)
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
 
