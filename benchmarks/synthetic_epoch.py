@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import socket
 import subprocess
 import sys
@@ -41,7 +40,12 @@ SIZES = {"10m": (69_878, 10_677, 10_000_054), "100m": (698_780, 10_677, 100_000_
 
 
 def peak_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries a parent's
+    ru_maxrss into the child it forks and execs, so a fresh worker would start at the
+    parent's peak."""
+    with open("/proc/self/status") as status:
+        line = next(text for text in status if text.startswith("VmHWM"))
+    return int(line.split()[1]) / 2**20  # KiB -> GiB
 
 
 def generate(users: int, items: int, rows: int, path: Path, seed: int) -> dict:
