@@ -77,3 +77,11 @@ def test_fit_and_full_evaluation_on_each_device(device, tmp_path):
 def test_cuda_without_a_gpu_is_a_clear_error():
     with pytest.raises(ValueError, match="CUDA is not available here"):
         resolve_device("cuda")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present")
+def test_train_checks_the_device_before_reading_data(tmp_path):
+    from uibrec.runs import train
+
+    with pytest.raises(ValueError, match="CUDA is not available here"):
+        train(dataset=str(tmp_path / "missing.csv"), device="cuda", output=str(tmp_path))

@@ -23,7 +23,7 @@ from uibrec.data.interactions import IdMap
 from uibrec.data.split import Split
 from uibrec.evaluation import Evaluator
 from uibrec.models import get_model_class
-from uibrec.training import Components, build_components, fit, load_split
+from uibrec.training import Components, build_components, fit, load_split, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ def train(config: Config | None = None, progress: bool = False,
     from uibrec.distributed import Parallel, launched
 
     config = make_config(config.to_dict() if config else {}, overrides)
+    resolve_device(config.device)  # a missing GPU is an error before the data is read
     if config.threads:
         torch.set_num_threads(config.threads)
     parallel = Parallel.start(config.device) if (
