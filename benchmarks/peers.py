@@ -300,8 +300,11 @@ def run_library(library: str, python: str, split_path: str, settings: dict) -> d
     env = dict(os.environ)
     src = str(Path(__file__).resolve().parents[1] / "src")
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
-    command = [python, __file__, "--worker", library, split_path, json.dumps(settings)]
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    command = [python, str(Path(__file__).resolve()), "--worker", library, split_path,
+               json.dumps(settings)]
+    # In the split's folder: RecBole writes log folders into its working directory.
+    done = subprocess.run(command, capture_output=True, text=True, env=env,
+                          cwd=Path(split_path).parent)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return {"library": library, "skipped": last}
