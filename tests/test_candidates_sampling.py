@@ -5,7 +5,7 @@ import torch
 from uibrec import Interactions, leave_one_out, sample_candidates
 from uibrec.data.candidates import load_or_sample_candidates, seen_items_csr
 from uibrec.data.interactions import csr_gather
-from uibrec.sampling import NegativeSampler
+from uibrec.sampling import NegativeSampler, pack_bits
 
 
 def _random_data(num_users=50, num_items=300, per_user=20, seed=0):
@@ -90,3 +90,15 @@ def test_sampler_is_seeded():
 def test_sampler_rejects_user_with_every_item():
     with pytest.raises(ValueError, match="1 users have interacted with every one of the 3"):
         NegativeSampler(np.array([0, 0, 0, 1]), np.array([0, 1, 2, 0]), 2, 3)
+
+
+def test_pack_bits_matches_numpy_packbits():
+    # Keys 0, 3, 8, 9, 15 of 17 cells: byte 0 = bits 0, 3 = 1 + 8 = 9; byte 1 = bits 0, 1,
+    # 7 = 1 + 2 + 128 = 131; byte 2 (cell 16) empty.
+    keys = np.array([0, 3, 8, 9, 15])
+    assert pack_bits(keys, 17).tolist() == [9, 131, 0]
+    cells = np.zeros(1000, dtype=bool)
+    cells[np.random.default_rng(0).choice(1000, 300, replace=False)] = True
+    assert np.array_equal(pack_bits(np.flatnonzero(cells), 1000),
+                          np.packbits(cells, bitorder="little"))
+    assert pack_bits(np.array([], dtype=np.int64), 9).tolist() == [0, 0]

@@ -77,3 +77,12 @@ def test_official_ml1m_lines_on_real_data(data_dir):
     data = read_movielens_dat(data_dir / "ml-1m" / "official-users-1-2999" / "ratings.dat.gz")
     assert (len(data), data.num_users, data.num_items) == (487_650, 2_999, 3_615)
     assert np.isin(data.rating, [1, 2, 3, 4, 5]).all()
+
+
+def test_sorted_unique_is_numpy_unique():
+    from uibrec.data.interactions import sorted_unique
+
+    assert sorted_unique(np.array([5, 1, 5, 3, 1])).tolist() == [1, 3, 5]
+    assert sorted_unique(np.array([], dtype=np.int64)).tolist() == []
+    values = np.random.default_rng(0).integers(0, 50, 400)
+    assert np.array_equal(sorted_unique(values), np.unique(values))

@@ -93,3 +93,19 @@ def test_sampled_ranks_use_candidates():
     assert evaluator.ranks(FixedScores(table), "valid").tolist() == [1, 1]
     # test: user 0 item 3 (0.5) vs 0.6, 0.8 -> 2; user 1 item 0 (0.2) vs 0, 0.3 -> 1
     assert evaluator.ranks(FixedScores(table), "test").tolist() == [2, 1]
+
+
+def test_rows_evaluate_a_share_of_the_users():
+    split = _tiny_split()
+    table = [[9.0, 9.0, 9.0, 0.5, 0.6, 0.5], [1.0, 0.0, 0.0, 0.0, 5.0, 5.0]]
+    candidates = np.array([[4, 5], [1, 3]])
+    # Row 1 alone (user 1): the same ranks as in test_full_ranking... and sampled: test
+    # item 0 (1.0) against items 1 (0.0) and 3 (0.0) -> rank 0.
+    evaluator = Evaluator(split, candidates, rows=np.array([1]))
+    assert evaluator.ranks(FixedScores(table), "test", "full").tolist() == [0]
+    assert evaluator.ranks(FixedScores(table), "test").tolist() == [0]
+
+
+def test_metrics_from_ranks_takes_tensors():
+    ranks = [0, 3, 12]
+    assert metrics_from_ranks(torch.tensor(ranks)) == metrics_from_ranks(ranks)

@@ -24,6 +24,10 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 @click.pass_context
 def main(ctx, verbose, quiet):
     """uibrec: implicit-feedback recommenders with a learned user interest boundary."""
+    from uibrec.distributed import process_rank
+
+    # Under torchrun, processes other than 0 only warn; process 0 reports for all.
+    quiet = quiet or process_rank() > 0
     ctx.obj = {"quiet": quiet}
     _setup_logging(verbose, quiet)
 
@@ -83,13 +87,17 @@ def build_config(config_file, sets, **options):
 @config_options
 @click.pass_context
 def train(ctx, config_file, sets, **options):
-    """Train one model, evaluate it, and save the run folder."""
+    """Train one model, evaluate it, and save the run folder.
+
+    Under torchrun (``torchrun --nproc_per_node 2 -m uibrec train ...``) the processes
+    train together with DistributedDataParallel: see docs/distributed.md."""
     from uibrec.runs import train as run_training
 
     config = build_config(config_file, sets, **options)
     config.progress = config.progress and not ctx.obj["quiet"]
     metrics = run_training(config, progress=config.progress)
-    click.echo(to_json(metrics))
+    if "run_dir" in metrics:  # under torchrun, only process 0 prints
+        click.echo(to_json(metrics))
 
 
 @main.command()
@@ -117,8 +125,10 @@ def data_list():
 
 
 from uibrec.commands_data import stats as _data_stats  # noqa: E402
+from uibrec.commands_data import synth as _data_synth  # noqa: E402
 
 data.add_command(_data_stats)
+data.add_command(_data_synth)
 
 
 def run():

@@ -52,3 +52,29 @@ def format_tables(rows: list[dict]) -> str:
     sources = [f"{row['dataset']}: {row['file']}" for row in rows if row["file"] != row["dataset"]]
     lines += [""] + sources if sources else []
     return "\n".join(lines)
+
+
+@click.command("synth")
+@click.option("--users", type=click.IntRange(min=1), required=True, help="Number of users.")
+@click.option("--items", type=click.IntRange(min=1), required=True, help="Number of items.")
+@click.option("--rows", type=click.IntRange(min=1), required=True,
+              help="Number of distinct (user, item) interactions.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="The csv to write: user,item lines without a header.")
+@click.option("--zipf", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Item popularity exponent: rank r drawn with weight r^-zipf (0: uniform).")
+@click.option("--min-per-user", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Interactions of the least active users.")
+@click.option("--activity-sigma", type=click.FloatRange(min=0), default=1.0,
+              show_default=True, help="Spread of user activity (log-normal sigma).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth(users, items, rows, out, zipf, min_per_user, activity_sigma, seed):
+    """Write synthetic interactions with long-tailed item popularity (for benchmarks);
+    train on them with ``uibrec train --dataset OUT``."""
+    from uibrec.data.synthetic import synthetic_interactions, write_csv
+
+    data = synthetic_interactions(users, items, rows, zipf=zipf, seed=seed,
+                                  min_per_user=min_per_user, activity_sigma=activity_sigma)
+    write_csv(data, out)
+    click.echo(f"wrote {len(data):,} interactions of {users:,} users and {items:,} items "
+               f"to {out}")

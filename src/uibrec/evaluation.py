@@ -24,7 +24,7 @@ DEFAULT_KS = (1, 10)
 
 def metrics_from_ranks(ranks, ks: Sequence[int] = DEFAULT_KS) -> dict:
     """Hit@K, NDCG@K and MRR@K averaged over users, from 0-based ranks."""
-    ranks = torch.as_tensor(np.asarray(ranks), dtype=torch.float64)
+    ranks = _cpu_tensor(ranks).to(torch.float64)
     out = {}
     for k in ks:
         hit = ranks < k
@@ -50,12 +50,18 @@ def rank_metrics(pos_scores, candidate_scores, ks: Sequence[int] = DEFAULT_KS) -
     Returns:
         ``{"hit@1": ..., "ndcg@1": ..., "mrr@1": ..., "hit@10": ..., ...}``.
     """
-    pos = torch.as_tensor(np.asarray(pos_scores))
-    cand = torch.as_tensor(np.asarray(candidate_scores))
+    pos, cand = _cpu_tensor(pos_scores), _cpu_tensor(candidate_scores)
     if cand.ndim != 2 or pos.shape != cand.shape[:1]:
         raise ValueError(f"expected pos_scores (U,) and candidate_scores (U, C), got "
                          f"{tuple(pos.shape)} and {tuple(cand.shape)}")
     return metrics_from_ranks(ranks_against(pos, cand), ks)
+
+
+def _cpu_tensor(values) -> torch.Tensor:
+    """A CPU tensor of an array or a tensor on any device (NumPy cannot read CUDA memory)."""
+    if isinstance(values, torch.Tensor):
+        return values.detach().cpu()
+    return torch.as_tensor(np.asarray(values))
 
 
 class Evaluator:
@@ -66,29 +72,38 @@ class Evaluator:
         candidates: ``(n_eval, C)`` cached negative candidates of ``split.eval_users``.
         ks: metric cut-offs.
         batch_size: users scored at once (bounds memory of full ranking).
+        device: where scores are computed; every tensor the evaluator keeps lives there.
+        rows: evaluate only these rows of ``split.eval_users`` (a process's share when
+            several share the work, see :mod:`uibrec.distributed`); default all.
     """
 
     def __init__(self, split: Split, candidates: np.ndarray | None, ks=DEFAULT_KS,
-                 batch_size: int = 2048, device="cpu"):
-        self.split, self.ks, self.batch_size, self.device = split, tuple(ks), batch_size, device
-        self.users = torch.as_tensor(split.eval_users, device=device)
+                 batch_size: int = 2048, device="cpu", rows: np.ndarray | None = None):
+        self.split, self.ks, self.batch_size = split, tuple(ks), batch_size
+        self.device = torch.device(device)
+        rows = slice(None) if rows is None else np.asarray(rows, dtype=np.int64)
+        self.users = torch.as_tensor(split.eval_users[rows], device=self.device)
         self.targets = {
-            "valid": torch.as_tensor(split.valid_items, device=device),
-            "test": torch.as_tensor(split.test_items, device=device),
+            "valid": torch.as_tensor(split.valid_items[rows], device=self.device),
+            "test": torch.as_tensor(split.test_items[rows], device=self.device),
         }
-        self.candidates = None if candidates is None else torch.as_tensor(candidates, device=device)
+        self.candidates = (None if candidates is None
+                           else torch.as_tensor(candidates[rows], device=self.device))
         self._masks = {}
 
     def _exclusions(self, which: str):
         """CSR of the items masked in full ranking: training items and the other held-out."""
         if which not in self._masks:
+            target = self.split.valid_items if which == "valid" else self.split.test_items
             other = self.split.test_items if which == "valid" else self.split.valid_items
             # A published split without validation has valid = test: never mask the target.
-            differs = other != self.targets[which].cpu().numpy()
+            differs = other != target
             users = np.concatenate([self.split.train.user_idx, self.split.eval_users[differs]])
             items = np.concatenate([self.split.train.item_idx, other[differs]])
             indptr, indices = user_item_csr(users, items, self.split.num_users)
-            self._masks[which] = (torch.as_tensor(indptr), torch.as_tensor(indices))
+            # On the scoring device: a CUDA index cannot read a CPU tensor.
+            self._masks[which] = (torch.as_tensor(indptr, device=self.device),
+                                  torch.as_tensor(indices, device=self.device))
         return self._masks[which]
 
     @torch.no_grad()
@@ -133,8 +148,9 @@ class Evaluator:
             scores = model.score_all(users)  # (B, num_items)
             pos = scores.gather(1, targets[start:start + len(users)].unsqueeze(1)).squeeze(1)
             lengths = indptr[users + 1] - indptr[users]
-            rows = torch.repeat_interleave(torch.arange(len(users)), lengths)
-            offsets = torch.arange(len(rows)) - torch.repeat_interleave(
+            rows = torch.repeat_interleave(torch.arange(len(users), device=self.device),
+                                           lengths)
+            offsets = torch.arange(len(rows), device=self.device) - torch.repeat_interleave(
                 torch.cumsum(lengths, 0) - lengths, lengths)
             cols = indices[torch.repeat_interleave(indptr[users], lengths) + offsets]
             scores[rows, cols] = -torch.inf

@@ -24,7 +24,7 @@ from uibrec.data.interactions import IdMap
 from uibrec.data.split import Split
 from uibrec.evaluation import Evaluator, metrics_from_ranks
 from uibrec.models import get_model_class
-from uibrec.training import Components, build_components, fit, load_split
+from uibrec.training import Components, build_components, fit, load_split, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +41,16 @@ def new_run_dir(config: Config) -> Path:
 
 
 def evaluate_components(comp: Components, split: Split, candidates, full: bool = True,
-                        device="cpu", ranks: dict | None = None) -> dict:
+                        device="cpu", ranks: dict | None = None, parallel=None) -> dict:
     """Validation and test metrics, sampled (and full ranking when ``full``).
 
-    ``ranks``, if given, receives the per-user ranks behind each set of metrics.
+    ``ranks``, if given, receives the per-user ranks behind each set of metrics; with
+    ``parallel``, each process ranks its share of the users and the ranks are gathered.
     """
-    evaluator = Evaluator(split, candidates, device=device)
+    if parallel is None:
+        evaluator = Evaluator(split, candidates, device=device)
+    else:
+        evaluator = parallel.evaluator(split, candidates)
     ranks = {} if ranks is None else ranks
     ranks["valid"] = evaluator.ranks(comp.model, "valid")
     ranks["test"] = evaluator.ranks(comp.model, "test")
@@ -55,27 +59,47 @@ def evaluate_components(comp: Components, split: Split, candidates, full: bool =
     return {which: metrics_from_ranks(r, evaluator.ks) for which, r in ranks.items()}
 
 
-def train(config: Config | None = None, progress: bool = False, **overrides) -> dict:
+def train(config: Config | None = None, progress: bool = False,
+          distributed: bool | None = None, **overrides) -> dict:
     """Train, evaluate and save one run; return its metrics (and ``run_dir``).
 
     ``uibrec.train(dataset="ml-1m", model="mf", loss="uib", alpha=8)`` is the same as
-    the CLI's ``uibrec train`` with those options.
+    the CLI's ``uibrec train`` with those options. ``distributed``: train together with
+    the other processes torchrun started (see :mod:`uibrec.distributed`); by default
+    whenever torchrun's ``WORLD_SIZE`` is above 1. Only process 0 writes the run folder
+    (the others return their metrics without ``run_dir``).
     """
     from uibrec.config import make_config
+    from uibrec.distributed import Parallel, launched
 
     config = make_config(config.to_dict() if config else {}, overrides)
+    resolve_device(config.device)  # a missing GPU is an error before the data is read
     if config.threads:
         torch.set_num_threads(config.threads)
+    parallel = Parallel.start(config.device) if (
+        launched() if distributed is None else distributed) else None
+    try:
+        return _train(config, progress, parallel)
+    finally:
+        if parallel is not None:
+            parallel.close()
+
+
+def _train(config: Config, progress: bool, parallel) -> dict:
     start = time.perf_counter()
     report: dict = {}
-    split, candidates = load_split(config, report)
+    if parallel is None:
+        split, candidates = load_split(config, report)
+    else:
+        with parallel.main_first():  # process 0 alone writes the candidate cache
+            split, candidates = load_split(config, report)
     data_seconds = time.perf_counter() - start
 
-    result = fit(config, split, candidates, progress=progress)
+    result = fit(config, split, candidates, progress=progress, parallel=parallel)
     train_seconds = time.perf_counter() - start - data_seconds
     ranks: dict = {}
     metrics = evaluate_components(result.components, split, candidates, config.full_ranking,
-                                  config.device, ranks)
+                                  config.device, ranks, parallel)
     epochs = len(result.history)
     metrics.update({
         "best_epoch": result.best_epoch,
@@ -85,7 +109,10 @@ def train(config: Config | None = None, progress: bool = False, **overrides) -> 
         "data_seconds": data_seconds,
         "loss": result.components.loss_name,
         "num_negatives": result.components.num_negatives,
+        "processes": 1 if parallel is None else parallel.world_size,
     })
+    if parallel is not None and not parallel.is_main:
+        return metrics
     run_dir = save_run(config, result.components, split, result.history, metrics, report, ranks)
     metrics["run_dir"] = str(run_dir)
     logger.info("run saved in %s; test %s", run_dir, _short(metrics["test"]))

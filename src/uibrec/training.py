@@ -12,6 +12,7 @@ import inspect
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -193,20 +194,38 @@ def count_corrupted(pos_scores: torch.Tensor, neg_scores: torch.Tensor,
     return torch.stack([wrong, wrong_pairs]), samples, pairs
 
 
+def batch_bounds(num_rows: int, batch_size: int) -> list[tuple[int, int]]:
+    """``(lo, hi)`` row bounds of each batch of an epoch's shuffled rows."""
+    return [(lo, min(lo + batch_size, num_rows)) for lo in range(0, num_rows, batch_size)]
+
+
 def train_epoch(comp: Components, optimizer, sampler: NegativeSampler, train_users, train_items,
-                batch_size: int, weight_decay: float, generator: torch.Generator) -> EpochStats:
+                batch_size: int, weight_decay: float, generator: torch.Generator,
+                parallel=None) -> EpochStats:
+    """One pass over the training interactions in a random order from ``generator``.
+
+    ``parallel`` (a :class:`uibrec.distributed.Parallel`, or None for one process) picks
+    this process's rows of each batch, runs the loss through DistributedDataParallel and
+    sums the epoch's figures over processes.
+    """
     start = time.perf_counter()
     comp.model.train()
-    order = torch.randperm(len(train_users), generator=generator)
+    device = train_users.device
+    order = torch.randperm(len(train_users), generator=generator).to(device)
     users_all, items_all = train_users[order], train_items[order]
-    loss_sum = torch.zeros((), dtype=torch.float64)
-    wrong_sum = torch.zeros(2, dtype=torch.int64, device=train_users.device)
-    sizes = np.zeros(2, dtype=np.int64)  # samples, pairs
-    for lo in range(0, len(order), batch_size):
-        users, pos = users_all[lo:lo + batch_size], items_all[lo:lo + batch_size]
+    if parallel is None:
+        bounds, batch_loss = batch_bounds(len(order), batch_size), partial(_batch_loss, comp)
+    else:
+        bounds, batch_loss = parallel.batch_bounds(len(order), batch_size), parallel.batch_loss
+    # Sums stay on the training device: no host sync per batch, and no CPU/CUDA mix.
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    wrong_sum = torch.zeros(2, dtype=torch.int64, device=device)
+    sizes = np.zeros(3, dtype=np.int64)  # samples, pairs, positives
+    for lo, hi in bounds:
+        users, pos = users_all[lo:hi], items_all[lo:hi]
         negatives = sampler.sample(users, comp.num_negatives)  # (B, M)
 
-        loss, wrong, batch_sizes = _batch_loss(comp, users, pos, negatives, weight_decay)
+        loss, wrong, batch_sizes = batch_loss(users, pos, negatives, weight_decay)
 
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -216,8 +235,10 @@ def train_epoch(comp: Components, optimizer, sampler: NegativeSampler, train_use
 
         loss_sum += loss.detach() * len(users)
         wrong_sum += wrong
-        sizes += batch_sizes
-    mean_loss = loss_sum.item() / len(order)
+        sizes += (*batch_sizes, len(users))
+    if parallel is not None:
+        loss_sum, wrong_sum, sizes = parallel.sum_over_processes(loss_sum, wrong_sum, sizes)
+    mean_loss = loss_sum.item() / max(sizes[2], 1)
     if not np.isfinite(mean_loss):
         raise TrainingDivergedError(
             f"the training loss became {mean_loss}; lower the learning rate (lr)")
@@ -226,40 +247,66 @@ def train_epoch(comp: Components, optimizer, sampler: NegativeSampler, train_use
                       time.perf_counter() - start)
 
 
-def fit(config: Config, split: Split, candidates: np.ndarray, progress: bool = False,
-        on_validation=None) -> TrainResult:
-    """Train on ``split`` with early stopping on validation; the best state is restored.
+def resolve_device(name: str | torch.device) -> torch.device:
+    """The torch device of a name, with a clear error when CUDA is asked for but absent."""
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r}: CUDA is not available here (torch "
+                         f"{torch.__version__}); use --device cpu")
+    return device
 
-    ``on_validation(epoch, metrics)``, if given, is called after each validation (an
-    Optuna pruner hooks in here) and may raise to stop the run.
-    """
+
+def setup_training(config: Config, split: Split, candidates: np.ndarray, parallel=None):
+    """Components on their device, optimiser, sampler, evaluator and training tensors."""
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    device = torch.device(config.device)
+    device = resolve_device(config.device) if parallel is None else parallel.device
     comp = build_components(config, split.num_users, split.num_items,
                             split.train.user_idx, split.train.item_idx)
     for module in comp.modules().values():
         module.to(device)
+    rank = 0
+    if parallel is not None:
+        parallel.wrap(comp, config.seed)  # after the seeded build: same start everywhere
+        rank = parallel.rank
     optimizer = make_optimizer(config, comp.parameters())
+    # Each process its own negative stream; process 0 draws what a single process would.
     sampler = NegativeSampler(split.train.user_idx, split.train.item_idx, split.num_users,
-                              split.num_items, seed=config.seed, device=device)
-    evaluator = Evaluator(split, candidates, device=device)
+                              split.num_items, seed=config.seed + rank, device=device)
+    if parallel is None:
+        evaluator = Evaluator(split, candidates, device=device)
+    else:
+        evaluator = parallel.evaluator(split, candidates)
     train_users = torch.as_tensor(split.train.user_idx, device=device)
     train_items = torch.as_tensor(split.train.item_idx, device=device)
+    return comp, optimizer, sampler, evaluator, train_users, train_items
+
+
+def fit(config: Config, split: Split, candidates: np.ndarray, progress: bool = False,
+        on_validation=None, parallel=None) -> TrainResult:
+    """Train on ``split`` with early stopping on validation; the best state is restored.
+
+    ``on_validation(epoch, metrics)``, if given, is called after each validation (an
+    Optuna pruner hooks in here) and may raise to stop the run. ``parallel`` (a started
+    :class:`uibrec.distributed.Parallel`) trains this process's share of each batch; every
+    process then validates its share of the users and all take the same decisions.
+    """
+    comp, optimizer, sampler, evaluator, train_users, train_items = setup_training(
+        config, split, candidates, parallel)
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
 
     result = TrainResult(comp)
     best_score, best_state, stale = -np.inf, None, 0
     epochs = range(1, config.epochs + 1)
     bar = None
-    if progress:
+    if progress and (parallel is None or parallel.is_main):
         from tqdm.auto import tqdm
 
         bar = tqdm(epochs, desc=config.run_label(), unit="epoch", leave=False)
         epochs = bar
     for epoch in epochs:
         stats = train_epoch(comp, optimizer, sampler, train_users, train_items,
-                            config.batch_size, config.weight_decay, generator)
+                            config.batch_size, config.weight_decay, generator, parallel)
         row = {"epoch": epoch, "loss": stats.loss, "corrupted": stats.corrupted,
                "corrupted_pairs": stats.corrupted_pairs,
                "seconds": stats.seconds}

@@ -205,3 +205,16 @@ def csr_gather(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray):
     row_start = np.cumsum(lengths) - lengths
     positions = np.repeat(indptr[rows], lengths) + (np.arange(total) - row_start[owner])
     return owner, indices[positions]
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """The distinct values, sorted: ``np.unique(values)`` by one sort.
+
+    NumPy 2.3+ answers a plain ``np.unique`` of integers with a hash table; on 5 million
+    int64 keys here it took 22 s against 1.3 s for a sort.
+    """
+    values = np.sort(values)
+    keep = np.empty(len(values), dtype=bool)
+    keep[:1] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
