@@ -15,7 +15,7 @@ import torch
 
 from uibrec.data.interactions import user_item_csr
 from uibrec.data.split import Split
-from uibrec.models.base import Recommender
+from uibrec.models.base import Recommender, scoring
 
 logger = logging.getLogger(__name__)
 
@@ -111,17 +111,12 @@ class Evaluator:
         """0-based rank of each evaluated user's held-out item: ``(n_eval,)``."""
         if which not in self.targets:
             raise ValueError(f"which must be 'valid' or 'test', got {which!r}")
-        was_training = model.training
-        model.eval()
-        model.prepare()
-        try:
+        if protocol not in ("sampled", "full"):
+            raise ValueError(f"protocol must be 'sampled' or 'full', got {protocol!r}")
+        with scoring(model):
             if protocol == "sampled":
                 return self._sampled_ranks(model, which)
-            if protocol == "full":
-                return self._full_ranks(model, which)
-            raise ValueError(f"protocol must be 'sampled' or 'full', got {protocol!r}")
-        finally:
-            model.train(was_training)
+            return self._full_ranks(model, which)
 
     def evaluate(self, model: Recommender, which: str = "valid",
                  protocol: str = "sampled") -> dict:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from uibrec.data.interactions import csr_gather
-from uibrec.models.base import BoundaryHead, Recommender
+from uibrec.models.base import BoundaryHead, Recommender, scoring
 
 
 class NoBoundaryError(ValueError):
@@ -39,17 +39,12 @@ def iter_scores(model: Recommender, head: BoundaryHead | None, user_idx,
     """
     device = _device_of(model)
     user_idx = torch.as_tensor(np.asarray(user_idx, dtype=np.int64), device=device)
-    was_training = model.training
-    model.eval()
-    model.prepare()
-    try:
+    with scoring(model):
         for start in range(0, len(user_idx), batch_size):
             users = user_idx[start:start + batch_size]
             scores = model.score_all(users)  # (B, num_items)
             boundary = None if head is None else head(model.users(users), users)  # (B,)
             yield users, scores, boundary
-    finally:
-        model.train(was_training)
 
 
 @torch.no_grad()
@@ -58,14 +53,9 @@ def user_boundaries(model: Recommender, head: BoundaryHead, user_idx,
     """``b_u`` of each user in ``user_idx``: ``(U,)`` float array."""
     device = _device_of(model)
     user_idx = torch.as_tensor(np.asarray(user_idx, dtype=np.int64), device=device)
-    was_training = model.training
-    model.eval()
-    model.prepare()
-    try:
+    with scoring(model):
         out = [head(model.users(users), users)
                for users in torch.split(user_idx, batch_size)]
-    finally:
-        model.train(was_training)
     return torch.cat(out).cpu().numpy() if out else np.zeros(0, dtype=np.float32)
 
 
@@ -77,14 +67,9 @@ def pair_scores(model: Recommender, user_idx, item_idx, batch_size: int = 65536)
     items = torch.as_tensor(np.asarray(item_idx, dtype=np.int64), device=device)
     squeeze = items.ndim == 1
     items = items.unsqueeze(1) if squeeze else items  # (n, K)
-    was_training = model.training
-    model.eval()
-    model.prepare()
-    try:
+    with scoring(model):
         out = [model.score(users[s:s + batch_size], items[s:s + batch_size])
                for s in range(0, len(users), batch_size)]
-    finally:
-        model.train(was_training)
     if not out:
         return np.zeros((0,) if squeeze else (0, items.shape[1]), dtype=np.float32)
     scores = torch.cat(out).cpu().numpy()

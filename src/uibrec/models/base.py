@@ -7,6 +7,9 @@ boundary head reads, so that UIB can ride on any model. Losses live in
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -102,3 +105,16 @@ class BoundaryHead(nn.Module):
         if self.kind == "linear":
             return self.linear(user_vecs).squeeze(-1)
         return self.offset(user_idx).squeeze(-1)
+
+
+@contextmanager
+def scoring(model: Recommender) -> Iterator[Recommender]:
+    """Eval mode (no dropout) and one :meth:`Recommender.prepare` for a block of scoring;
+    the model's mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    model.prepare()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
