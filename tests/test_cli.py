@@ -57,3 +57,49 @@ def test_misspelt_model_option_is_an_error_naming_the_known_ones():
     config = make_config({}, {"loss": "uib", "loss_options": {"gama": 1}})
     with pytest.raises(ValueError, match="loss 'uib' .* takes no option 'gama'"):
         build_components(config, 5, 5)
+
+
+def test_settings_of_the_wrong_type_or_unknown_metric_are_one_line_errors(tmp_path):
+    import pytest
+
+    from uibrec.config import make_config
+
+    for bad, message in [({"epochs": "abc"}, "epochs must be int, got 'abc'"),
+                         ({"epochs": 2.5}, "epochs must be int, got 2.5"),
+                         ({"lr": "abc"}, "lr must be float, got 'abc'"),
+                         ({"progress": 1}, "progress must be bool, got 1"),
+                         ({"metric": "foo"}, "metric must be one of hit@1, ndcg@1")]:
+        with pytest.raises(ValueError, match=message):
+            make_config({}, bad)
+    assert make_config({}, {"lr": 1, "num_negatives": None}).lr == 1
+    result = CliRunner().invoke(main, ["train", "--set", "epochs=abc"])
+    assert result.exit_code == 2 and "epochs must be int, got 'abc'" in result.output
+    broken = tmp_path / "bad.yaml"
+    broken.write_text("lr: [1\n")
+    result = CliRunner().invoke(main, ["train", "-c", str(broken)])
+    assert result.exit_code != 0 and f"{broken}: not valid YAML" in result.output
+
+
+def test_misspelt_read_option_missing_file_and_bad_device_are_clear(tmp_path):
+    import pytest
+
+    import uibrec
+
+    with pytest.raises(ValueError, match="read_options takes no option 'seperator'"):
+        uibrec.train(dataset="x.csv", read_options={"seperator": ","}, output=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="missing.csv: no such file"):
+        uibrec.load_dataset(str(tmp_path / "missing.csv"))
+    from uibrec.training import resolve_device
+
+    with pytest.raises(ValueError, match="'tpu' is not a device torch knows"):
+        resolve_device("tpu")
+
+
+def test_unused_fields_are_reported(tmp_path, caplog):
+    import uibrec
+
+    path = tmp_path / "four.csv"
+    path.write_text("1,2,5,100\n1,3,4,101\n")
+    data = uibrec.read_delimited(path)
+    assert len(data) == 2 and data.rating is None
+    assert "ignoring fields [2, 3]" in caplog.text

@@ -94,7 +94,8 @@ def test_header_where_none_was_declared(tmp_path):
     err = error_of(path, columns=THREE)
     assert err.line == 1
     assert str(err) == (f"{path}, line 1: looks like a header (userID, artistID, weight), but "
-                        "none was declared; pass header=True")
+                        "none was declared; pass header=True "
+        "(read_options={header: true} from the CLI)")
 
 
 def test_header_of_user_item_only_file_is_detected_from_the_numbers_below(tmp_path):
@@ -106,7 +107,8 @@ def test_header_declared_but_absent(tmp_path):
     path = write(tmp_path / "r.tsv", "1\t2\t5\n3\t4\t1\n")
     err = error_of(path, header=True, columns=THREE)
     assert str(err) == (f"{path}, line 1: a header was declared, but this line looks like "
-                        "data ('1\\t2\\t5'); pass header=False")
+                        "data ('1\\t2\\t5'); pass header=False "
+        "(read_options={header: false} from the CLI)")
 
 
 def test_header_without_the_named_column(tmp_path):

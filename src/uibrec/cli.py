@@ -74,10 +74,10 @@ def config_options(func):
 
 
 def build_config(config_file, sets, **options):
-    base = read_config_file(config_file) if config_file else {}
     overrides = {k: v for k, v in options.items() if v is not None}
     overrides.update(_overrides(sets))
     try:
+        base = read_config_file(config_file) if config_file else {}
         return make_config(base, overrides)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc

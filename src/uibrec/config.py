@@ -71,12 +71,16 @@ FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 def read_config_file(path) -> dict:
     path = Path(path)
     text = path.read_text()
-    if path.suffix in (".toml", ".tml"):
-        data = tomllib.loads(text)
-    elif path.suffix in (".yaml", ".yml", ".json"):
-        data = yaml.safe_load(text) or {}
-    else:
-        raise ValueError(f"{path}: config files must be .yaml, .yml, .toml or .json")
+    try:
+        if path.suffix in (".toml", ".tml"):
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml", ".json"):
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ValueError(f"{path}: config files must be .yaml, .yml, .toml or .json")
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: not valid {path.suffix[1:].upper()}: "
+                         f"{' '.join(str(exc).split())}") from exc
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of settings at the top level")
     return data
@@ -103,7 +107,32 @@ def make_config(base: dict | None = None, overrides: dict | None = None) -> Conf
     return config
 
 
+_KINDS = {"int": int, "float": (int, float), "str": str, "bool": bool, "dict": dict}
+METRICS = tuple(f"{name}@{k}" for k in (1, 10) for name in ("hit", "ndcg", "mrr"))
+
+
+def _matches(value, kind: str) -> bool:
+    if isinstance(value, bool):  # a bool is an int to Python, never to a setting
+        return kind == "bool"
+    return isinstance(value, _KINDS[kind])
+
+
+def _check_types(config: Config) -> None:
+    """Each setting has its field's type (``epochs=abc`` is an error, not a crash later)."""
+    for name, spec in FIELDS.items():
+        value = getattr(config, name)
+        kinds = [part.strip() for part in str(spec.type).split("|")]
+        if value is None and "None" in kinds:
+            continue
+        if not any(_matches(value, kind) for kind in kinds if kind in _KINDS):
+            expected = " or ".join(k for k in kinds if k != "None")
+            raise ValueError(f"{name} must be {expected}, got {value!r}")
+
+
 def _check(config: Config) -> None:
+    _check_types(config)
+    if config.metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {config.metric!r}")
     positive = ("dim", "batch_size", "epochs", "eval_every", "patience", "num_candidates")
     for name in positive:
         if getattr(config, name) is None or getattr(config, name) < 1:

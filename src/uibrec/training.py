@@ -99,9 +99,20 @@ def build_components(config: Config, num_users: int, num_items: int, train_users
     return Components(model, loss, boundary, loss_name, negatives)
 
 
+def _check_read_options(options: dict) -> None:
+    from uibrec.data.readers import read_delimited
+
+    takes = set(inspect.signature(read_delimited).parameters) - {"path", "name"}
+    unknown = sorted(set(options) - takes)
+    if unknown:
+        raise ValueError(f"read_options takes no option {', '.join(map(repr, unknown))}; "
+                         f"it takes: {', '.join(sorted(takes))}")
+
+
 def load_split(config: Config, report: dict | None = None) -> tuple[Split, np.ndarray]:
     """Read, clean and split the configured dataset; load or sample its candidates."""
     report = {} if report is None else report
+    _check_read_options(config.read_options)
     data = load_dataset(config.dataset, config.data_dir, **config.read_options)
     data = prepare(data, min_user=config.min_user_interactions, report=report)
     split = leave_one_out(data, seed=config.split_seed, order=config.split_order)
@@ -249,7 +260,11 @@ def train_epoch(comp: Components, optimizer, sampler: NegativeSampler, train_use
 
 def resolve_device(name: str | torch.device) -> torch.device:
     """The torch device of a name, with a clear error when CUDA is asked for but absent."""
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"device {name!r} is not a device torch knows (cpu, cuda, "
+                         "cuda:1, ...)") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(device)!r}: CUDA is not available here (torch "
                          f"{torch.__version__}); use --device cpu")

@@ -42,7 +42,7 @@ def sample_candidates(split: Split, n: int = 100, seed: int = 0) -> np.ndarray:
         raise ValueError(
             f"{int(short.sum())} of {len(users)} users have fewer than {n} unseen items "
             f"(smallest: {int(unseen.min())} of a catalogue of {split.num_items}); "
-            "lower the number of candidates (--num-candidates)"
+            "lower num_candidates (--set num_candidates=N)"
         )
     rng = np.random.default_rng(seed)
     out = np.empty((len(users), n), dtype=np.int64)

@@ -135,11 +135,18 @@ def _layout(text: TextFile, sep: str, header: bool, columns: dict) -> _Layout:
     fields = line.split(sep)
     if header and all(_is_number(field) for field in fields):
         raise DataFormatError(text.path, number, f"a header was declared, but this line looks "
-                              f"like data ({line!r}); pass header=False")
+                              f"like data ({line!r}); pass header=False "
+                              "(read_options={header: false} from the CLI)")
     positions = _positions(text, number, fields, header, columns)
     for key, pos in positions.items():
         if pos >= len(fields):
             raise DataFormatError(text.path, number, _too_few(line, sep, len(fields), key, pos))
+    unused = sorted(set(range(len(fields))) - set(positions.values()))
+    if unused:
+        # Not an error (extra columns are common), but never silent.
+        logger.warning("%s: lines have %d fields; reading %s, ignoring fields %s (map them "
+                       "with columns={rating: N, timestamp: N})", text.path, len(fields),
+                       ", ".join(f"{k}={p}" for k, p in positions.items()), unused)
     return _Layout(sep, raw_sep, stride, len(fields), positions,
                    number if header else 0, number)
 
@@ -148,7 +155,8 @@ def _positions(text, number, fields, header, columns) -> dict:
     if not header:
         named = [key for key, spec in columns.items() if not isinstance(spec, int)]
         if named:
-            raise ValueError(f"columns {named} are given by name: that needs header=True")
+            raise ValueError(f"columns {named} are given by name: that needs header=True "
+                             "(read_options={header: true} from the CLI)")
         return {key: int(spec) for key, spec in columns.items()}
     names = [field.strip() for field in fields]
     lowered = [field.lower() for field in names]
@@ -269,7 +277,8 @@ def _check_not_header(values: dict, text: TextFile, layout: _Layout) -> None:
     if numbers_below or "rating" in values or "timestamp" in values:
         shown = ", ".join(str(value) for value in first)
         raise DataFormatError(text.path, layout.first_line, f"looks like a header ({shown}), "
-                              "but none was declared; pass header=True")
+                              "but none was declared; pass header=True "
+                              "(read_options={header: true} from the CLI)")
 
 
 def _numeric(series: pd.Series, key: str, text: TextFile, layout: _Layout) -> np.ndarray:

@@ -224,6 +224,9 @@ def load_dataset(name_or_path, data_dir=None, download_missing: bool = True,
         path = Path(name_or_path)
         if path.is_file():
             return read_file(path, **read_options)
+        if path.suffix or len(path.parts) > 1:  # looks like a file, not a dataset name
+            raise FileNotFoundError(f"{path}: no such file (and not a dataset name: "
+                                    f"known datasets are {', '.join(sorted(DATASETS))})")
         get_spec(str(name_or_path))  # raises with the list of known names
     name = str(name_or_path)
     found = locate(name, data_dir)
