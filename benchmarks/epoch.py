@@ -17,19 +17,15 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
-import resource
 import time
 
 import torch
+from memory import peak_gib  # benchmarks/memory.py: this script's folder is on sys.path
 
 from uibrec.config import make_config
 from uibrec.evaluation import Evaluator
 from uibrec.sampling import NegativeSampler
 from uibrec.training import build_components, load_split, make_optimizer, train_epoch
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
@@ -89,7 +85,7 @@ def main() -> None:
         metrics = evaluator.evaluate(comp.model, "test", protocol)
         print(f"evaluate {len(split.eval_users):,} users, {protocol}: "
               f"{time.perf_counter() - start:.3f}s (ndcg@10 {metrics['ndcg@10']:.4f})")
-    print(f"peak memory: {peak_rss_mib():.0f} MiB")
+    print(f"peak memory: {peak_gib() * 1024:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -40,18 +40,11 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as uibrec does, before torch loads
 
 import numpy as np  # noqa: E402
+from memory import peak_gib  # noqa: E402  (benchmarks/memory.py)
 
 LIBRARIES = ("uibrec-bpr", "uibrec-uib", "implicit", "cornac", "recbole")
 DIM, BATCH = 32, 1024
 
-
-def peak_gib() -> float:
-    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries a parent's
-    ru_maxrss into the child it forks and execs, so a fresh worker would start at the
-    parent's peak."""
-    with open("/proc/self/status") as status:
-        line = next(text for text in status if text.startswith("VmHWM"))
-    return int(line.split()[1]) / 2**20  # KiB -> GiB
 
 
 def sampled_ndcg(user_vecs, item_vecs, users, targets, candidates, k: int = 10) -> float:

@@ -36,18 +36,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from memory import peak_gib  # noqa: E402  (benchmarks/memory.py)
 
 SIZES = {"10m": (69_878, 10_677, 10_000_054), "100m": (698_780, 10_677, 100_000_540),
          "1m": (6_988, 10_677, 1_000_005), "tiny": (2_000, 500, 50_000)}  # quick checks
 
-
-def peak_gib() -> float:
-    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries a parent's
-    ru_maxrss into the child it forks and execs, so a fresh worker would start at the
-    parent's peak."""
-    with open("/proc/self/status") as status:
-        line = next(text for text in status if text.startswith("VmHWM"))
-    return int(line.split()[1]) / 2**20  # KiB -> GiB
 
 
 def generate(users: int, items: int, rows: int, path: Path, seed: int) -> dict:
