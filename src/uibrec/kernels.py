@@ -71,3 +71,47 @@ def gather_dot_backward(grad, users, table, idx, mask, threshold, scale,
                 for j in range(dim):
                     keep = np.float32(mask[b, k, j] >= threshold)
                     grad_table[row, j] += g * keep * users[b, j]
+
+
+@_jit
+def _is_training_item(bits, sorted_keys, key):
+    if len(bits):
+        return (bits[key >> 3] >> (key & 7)) & 1 == 1
+    at = np.searchsorted(sorted_keys, key)
+    return at < len(sorted_keys) and sorted_keys[at] == key
+
+
+@_jit
+def _item_of(words, k, num_items):
+    """Item number ``k`` of a stream of 32-bit halves of ``words``, mapped onto
+    ``[0, num_items)`` by a multiply and shift (bias below ``num_items / 2**32``)."""
+    word = words[k >> 1]
+    half = word >> np.uint64(32) if k & 1 else word & np.uint64(0xFFFFFFFF)
+    return np.int64((half * np.uint64(num_items)) >> np.uint64(32))
+
+
+@_jit
+def draw_negatives(users, words, num_items, bits, sorted_keys, out):
+    """Fill ``out`` ``(B, M)`` with uniform items that are not training items of their
+    user; return how many random items were used, or -1 when ``words`` ran out.
+
+    Item ``b * M + m`` of the stream in ``words`` (random 64-bit words, two items each)
+    goes to ``out[b, m]``; whenever it is a training item of ``users[b]``, the next
+    unused item after the first ``B * M`` replaces it, in row-major order. Membership of
+    key ``user * num_items + item`` is read from ``bits`` (packed, little bit order) when
+    it is not empty, else from ``sorted_keys``.
+    """
+    batch, width = out.shape
+    total = 2 * len(words)
+    used = batch * width
+    for b in range(batch):
+        base = users[b] * num_items
+        for m in range(width):
+            item = _item_of(words, b * width + m, num_items)
+            while _is_training_item(bits, sorted_keys, base + item):
+                if used == total:
+                    return -1
+                item = _item_of(words, used, num_items)
+                used += 1
+            out[b, m] = item
+    return used

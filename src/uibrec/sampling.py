@@ -1,9 +1,9 @@
 """Uniform negative sampling that never returns one of the user's training items.
 
-All draws are vectorised: a batch's negatives are drawn at once, checked against the
-training set in one gather, and only the rejected ones are drawn again. Sampling runs in
-NumPy on the host (its PCG64 stream and integer kernels are several times faster than
-PyTorch's on small CPU tensors); the result is moved to the training device.
+A batch's negatives come from raw draws of NumPy's PCG64 stream (several times faster
+than PyTorch's generator, or NumPy's own bounded integers, on batch-sized arrays), mapped
+to items, checked against the training set and redrawn where rejected in one compiled
+pass (:func:`uibrec.kernels.draw_negatives`), then moved to the training device.
 """
 
 from __future__ import annotations
@@ -11,13 +11,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from uibrec import kernels
 from uibrec.data.interactions import sorted_unique
 
-# Membership of (user, item) cells: a byte per cell up to _BYTES_MAX_CELLS (one gather per
-# lookup), a packed bit per cell up to _BITMAP_MAX_CELLS (2 GiB), else a sorted array of
-# keys searched by bisection.
-_BYTES_MAX_CELLS = 1 << 28
+# Membership of (user, item) cells: a packed bit per cell up to _BITMAP_MAX_CELLS (2 GiB),
+# else a sorted array of keys searched by bisection. Bits beat a byte per cell even when
+# bytes would fit: a user's row of bits spans a few cache lines, so the 32 lookups of one
+# user's negatives mostly hit the cache.
 _BITMAP_MAX_CELLS = 1 << 34
+_EMPTY = np.zeros(0, dtype=np.uint8)
 
 
 def pack_bits(sorted_keys: np.ndarray, num_cells: int) -> np.ndarray:
@@ -56,38 +58,31 @@ class NegativeSampler:
             raise ValueError(f"{full} users have interacted with every one of the {num_items} "
                              "items: no negative can be sampled for them; remove them first")
         keys = sorted_unique(users * num_items + items)
-        self._cells = self._bits = self._sorted_keys = None
-        if num_users * num_items <= _BYTES_MAX_CELLS:
-            self._cells = np.zeros(num_users * num_items, dtype=bool)
-            self._cells[keys] = True
-        elif num_users * num_items <= _BITMAP_MAX_CELLS:
+        self._bits, self._sorted_keys = _EMPTY, np.zeros(0, dtype=np.int64)
+        if num_users * num_items <= _BITMAP_MAX_CELLS:
             self._bits = pack_bits(keys, num_users * num_items)
         else:
             self._sorted_keys = keys
         self.rng = np.random.default_rng(seed)
         self.device = torch.device(device)
 
-    def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """Whether each (user, item) pair is a training interaction; shapes broadcast."""
-        keys = np.asarray(users, dtype=np.int64) * self.num_items + items
-        if self._cells is not None:
-            return self._cells[keys]
-        if self._bits is not None:
-            return ((self._bits[keys >> 3] >> (keys & 7).astype(np.uint8)) & 1).astype(bool)
-        pos = np.searchsorted(self._sorted_keys, keys).clip(max=len(self._sorted_keys) - 1)
-        return self._sorted_keys[pos] == keys
-
     def sample_numpy(self, users: np.ndarray, num_negatives: int) -> np.ndarray:
-        """Negatives for each user, as an ``(len(users), num_negatives)`` int64 array."""
+        """Negatives for each user, as an ``(len(users), num_negatives)`` int64 array.
+
+        One compiled pass maps raw 64-bit draws to items (two per draw) and replaces each
+        that is a training item of its user by the next spare draw that is not. Spares
+        are a quarter of the batch; in the rare batch that needs more, it is drawn again
+        with four times as many.
+        """
         users = np.asarray(users, dtype=np.int64)
-        negatives = self.rng.integers(0, self.num_items, (len(users), num_negatives))
-        rows, cols = np.nonzero(self.is_positive(users[:, None], negatives))
-        while len(rows):
-            redraw = self.rng.integers(0, self.num_items, len(rows))
-            negatives[rows, cols] = redraw
-            still = self.is_positive(users[rows], redraw)
-            rows, cols = rows[still], cols[still]
-        return negatives
+        negatives = np.empty((len(users), num_negatives), dtype=np.int64)
+        spare = max(64, negatives.size // 4)
+        while True:
+            words = self.rng.bit_generator.random_raw((negatives.size + spare + 1) // 2)
+            if kernels.draw_negatives(users, words, self.num_items, self._bits,
+                                      self._sorted_keys, negatives) >= 0:
+                return negatives
+            spare *= 4
 
     def sample(self, users: torch.Tensor, num_negatives: int) -> torch.Tensor:
         """Negatives for each user: a ``(len(users), num_negatives)`` int64 tensor."""
