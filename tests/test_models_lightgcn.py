@@ -8,7 +8,7 @@ import torch
 
 from uibrec.data.candidates import sample_candidates
 from uibrec.evaluation import Evaluator
-from uibrec.models.lightgcn import LightGCN, normalized_adjacency, sparse_mm
+from uibrec.models.lightgcn import LightGCN, normalized_adjacency, propagate, sparse_mm
 
 # Users 0..2, items 0..3; the pair (0, 0) is given twice and counts once.
 # deg u = 2, 3, 1; deg i = 1, 2, 1, 2.
@@ -52,17 +52,44 @@ def test_propagation_is_the_mean_of_layers():
     torch.testing.assert_close(torch.cat([users, items]), expected)
 
 
-def test_custom_backward_matches_autograd():
+def _graph(dtype=torch.float64):
+    matrix, transpose = normalized_adjacency(EDGES_USERS, EDGES_ITEMS, 3, 4)
+    return matrix.to(dtype), transpose.to(dtype)
+
+
+def test_propagation_backward_matches_autograd():
+    # The backward reuses the forward map (the graph is symmetric); compare it with
+    # autograd through dense products, and with finite differences.
+    matrix, transpose = _graph()
     gen = torch.Generator().manual_seed(0)
-    dense = torch.rand(5, 4, generator=gen, dtype=torch.float64)
-    dense[dense < 0.5] = 0.0  # some structural zeros
-    matrix, transpose = dense.to_sparse_csr(), dense.T.contiguous().to_sparse_csr()
-    x = torch.randn(4, 3, generator=gen, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda v: sparse_mm(matrix, transpose, v), (x,))
-    grad_out = torch.randn(5, 3, generator=gen, dtype=torch.float64)
-    (mine,) = torch.autograd.grad(sparse_mm(matrix, transpose, x), x, grad_out)
-    (reference,) = torch.autograd.grad(dense @ x, x, grad_out)
+    users = torch.randn(3, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+    items = torch.randn(4, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda u, i: propagate(matrix, transpose, u, i, 2), (users, items))
+    r = matrix.to_dense()
+    graph = torch.zeros(7, 7, dtype=torch.float64)
+    graph[:3, 3:], graph[3:, :3] = r, r.T
+    grad_out = torch.randn(7, 2, generator=gen, dtype=torch.float64)
+    mine = torch.autograd.grad(torch.cat(propagate(matrix, transpose, users, items, 2)),
+                               (users, items), grad_out)
+    layer0 = torch.cat([users, items])
+    dense = (layer0 + graph @ layer0 + graph @ graph @ layer0) / 3
+    reference = torch.autograd.grad(dense, (users, items), grad_out)
     torch.testing.assert_close(mine, reference)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_compiled_product_matches_torch(threads, monkeypatch):
+    # The float32 CPU kernel against PyTorch's product on a random sparse matrix.
+    gen = torch.Generator().manual_seed(1)
+    dense = torch.rand(50, 40, generator=gen)
+    dense[dense < 0.8] = 0.0
+    matrix = dense.to_sparse_csr()
+    x = torch.randn(40, 8, generator=gen)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    torch.testing.assert_close(sparse_mm(matrix, x), dense @ x, rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr("uibrec.kernels.AVAILABLE", False)
+    torch.testing.assert_close(sparse_mm(matrix, x), dense @ x, rtol=1e-5, atol=1e-5)
 
 
 def test_cache_follows_the_weights():

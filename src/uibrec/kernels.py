@@ -24,6 +24,23 @@ def _jit(func):
     return numba.njit(cache=True, nogil=True, fastmath=True, boundscheck=False)(func)
 
 
+def _jit_parallel(func):
+    """Like ``_jit``, with ``numba.prange`` loops split over Numba's threads."""
+    if numba is None:
+        return func
+    return numba.njit(cache=True, nogil=True, fastmath=True, boundscheck=False,
+                      parallel=True)(func)
+
+
+prange = numba.prange if numba is not None else range
+
+
+def set_threads(count: int) -> None:
+    """Use ``count`` threads in the parallel kernels (at most Numba's pool size)."""
+    if numba is not None:
+        numba.set_num_threads(max(1, min(count, numba.config.NUMBA_NUM_THREADS)))
+
+
 @_jit
 def gather_dot_forward(users, table, idx, mask, threshold, scale, out):
     """``out[b, k] = sum_j users[b, j] * table[idx[b, k], j] * keep(b, k, j)``."""
@@ -115,3 +132,22 @@ def draw_negatives(users, words, num_items, bits, sorted_keys, out):
                 used += 1
             out[b, m] = item
     return used
+
+
+@_jit_parallel
+def csr_matmul(indptr, indices, values, dense, out):
+    """``out = M @ dense`` for the CSR matrix ``M`` (``indptr``, ``indices``, ``values``).
+
+    Each output row is a weighted sum of rows of ``dense`` that only its own thread
+    writes, so rows are split over threads with no locks and the result does not depend
+    on the thread count.
+    """
+    dim = dense.shape[1]
+    for row in prange(len(indptr) - 1):
+        for j in range(dim):
+            out[row, j] = 0.0
+        for at in range(indptr[row], indptr[row + 1]):
+            col = indices[at]
+            weight = values[at]
+            for j in range(dim):
+                out[row, j] += weight * dense[col, j]

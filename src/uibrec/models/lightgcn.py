@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from uibrec import kernels
 from uibrec.models.base import Recommender
 from uibrec.ops import batch_dot
 
@@ -50,23 +51,53 @@ def _csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape) -> torch
             check_invariants=False)  # built sorted and in range just above
 
 
-class _SparseMM(torch.autograd.Function):
-    """``matrix @ dense`` whose backward is ``transpose @ grad``, from a CSR transpose kept
-    beside the matrix: PyTorch's own sparse backward is several times slower on the CPU."""
+def sparse_mm(matrix: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+    """``matrix @ dense`` for a CSR ``matrix``: a compiled kernel on the CPU in float32
+    (:func:`uibrec.kernels.csr_matmul`, on as many threads as torch uses), PyTorch's
+    own product elsewhere."""
+    if (kernels.AVAILABLE and dense.device.type == "cpu" and dense.dtype == torch.float32
+            and matrix.dtype == torch.float32):
+        out = torch.empty(matrix.shape[0], dense.shape[1])
+        kernels.set_threads(torch.get_num_threads())
+        kernels.csr_matmul(matrix.crow_indices().numpy(), matrix.col_indices().numpy(),
+                           matrix.values().numpy(), dense.contiguous().numpy(), out.numpy())
+        return out
+    return torch.sparse.mm(matrix, dense)
+
+
+def mean_of_layers(adjacency: torch.Tensor, transpose: torch.Tensor, users: torch.Tensor,
+                   items: torch.Tensor, layers: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``P [users; items]`` with ``P = mean(I, A, ..., A^layers)``, where ``A`` is the
+    symmetric graph whose user-item block is ``adjacency`` (``transpose`` its transpose)."""
+    user_sum, item_sum = users, items
+    for _ in range(layers):
+        users, items = sparse_mm(adjacency, items), sparse_mm(transpose, users)
+        user_sum, item_sum = user_sum + users, item_sum + items
+    return user_sum / (layers + 1), item_sum / (layers + 1)
+
+
+class _Propagate(torch.autograd.Function):
+    """LightGCN's propagation as one autograd node. It is the linear map ``P`` above, and
+    ``P`` is symmetric because ``A`` is: the backward propagates the gradient exactly as
+    the forward propagates the embeddings, with no autograd graph of the ``2K`` sparse
+    products kept in between."""
 
     @staticmethod
-    def forward(ctx, matrix, transpose, dense):
-        ctx.transpose = transpose
-        return torch.sparse.mm(matrix, dense)
+    def forward(ctx, users, items, adjacency, transpose, layers):
+        ctx.graph = (adjacency, transpose, layers)
+        return mean_of_layers(adjacency, transpose, users.detach(), items.detach(), layers)
 
     @staticmethod
-    def backward(ctx, grad):
-        return None, None, torch.sparse.mm(ctx.transpose, grad.contiguous())
+    def backward(ctx, grad_users, grad_items):
+        adjacency, transpose, layers = ctx.graph
+        grad_users, grad_items = mean_of_layers(adjacency, transpose, grad_users.contiguous(),
+                                                grad_items.contiguous(), layers)
+        return grad_users, grad_items, None, None, None
 
 
-def sparse_mm(matrix: torch.Tensor, transpose: torch.Tensor, dense: torch.Tensor):
-    """``matrix @ dense`` for a CSR ``matrix``; ``transpose`` must equal ``matrix.T``."""
-    return _SparseMM.apply(matrix, transpose, dense)
+def propagate(adjacency, transpose, users, items, layers: int):
+    """Final user and item embeddings of layer-0 ``users`` and ``items``, differentiable."""
+    return _Propagate.apply(users, items, adjacency, transpose, layers)
 
 
 class LightGCN(Recommender):
@@ -101,13 +132,11 @@ class LightGCN(Recommender):
 
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Final user ``(num_users, d)`` and item ``(num_items, d)`` embeddings."""
-        users, items = self.user_embedding, self.item_embedding
-        user_sum, item_sum = users, items
-        for _ in range(self.layers):
-            users, items = (sparse_mm(self.adjacency, self.adjacency_t, items),
-                            sparse_mm(self.adjacency_t, self.adjacency, users))
-            user_sum, item_sum = user_sum + users, item_sum + items
-        return user_sum / (self.layers + 1), item_sum / (self.layers + 1)
+        if torch.is_grad_enabled():
+            return propagate(self.adjacency, self.adjacency_t, self.user_embedding,
+                             self.item_embedding, self.layers)
+        return mean_of_layers(self.adjacency, self.adjacency_t, self.user_embedding,
+                              self.item_embedding, self.layers)
 
     def prepare(self):
         self._cache = None
