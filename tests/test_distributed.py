@@ -163,5 +163,7 @@ def test_torchrun_launches_the_cli(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads(done.stdout)  # printed once, by process 0
     assert metrics["processes"] == 2
-    assert [p.name for p in (tmp_path / "runs").iterdir() if p.name != ".cache"] == [
+    runs = tmp_path / "runs"
+    assert [p.name for p in runs.iterdir() if not p.name.startswith(".")] == [
         "near.csv-mf-native-seed0"]
+    assert list((runs / ".checkpoints").iterdir()) == []  # written, then removed, by 0

@@ -19,7 +19,9 @@ together. What each process does:
 - Validation: each process ranks every ``world_size``-th evaluated user and the ranks are
   gathered once, so every process computes the same metrics and takes the same
   early-stopping decision without a broadcast.
-- Only process 0 writes the run folder.
+- Only process 0 writes the run folder, and the checkpoint after each validation (with
+  every process's random streams, gathered); on resuming, process 0 reads it and sends
+  it to the others, each of which continues its own streams.
 """
 
 from __future__ import annotations
@@ -181,6 +183,18 @@ class Parallel:
         dist.all_reduce(packed)
         return (packed[0], packed[1:3].round().long(),
                 packed[3:].round().long().cpu().numpy())
+
+    def gather_objects(self, obj) -> list:
+        """Every process's ``obj`` (picklable), in rank order."""
+        out = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
+    def broadcast_from_main(self, obj):
+        """Process 0's ``obj`` (picklable), on every process."""
+        box = [obj if self.is_main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
 
     def evaluator(self, split, candidates) -> ShardedEvaluator:
         return ShardedEvaluator(split, candidates, self)

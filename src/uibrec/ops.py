@@ -42,6 +42,14 @@ class Dropout:
             return x
         return x * self.mask(x.shape).to(x.device)
 
+    def get_state(self) -> dict:
+        """The state of the mask stream, for checkpoints."""
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict) -> None:
+        """Continue the mask stream from a :meth:`get_state`."""
+        self.rng.bit_generator.state = state
+
 
 def mask_from_bytes(mask_bytes: torch.Tensor, threshold: int, scale: float) -> torch.Tensor:
     """The float dropout mask of drawn bytes: ``scale`` where byte >= threshold, else 0."""

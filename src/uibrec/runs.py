@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from uibrec.checkpoint import checkpoint_path
 from uibrec.config import Config, load_config, save_config, to_json
 from uibrec.data.interactions import IdMap
 from uibrec.data.split import Split
@@ -68,6 +69,10 @@ def train(config: Config | None = None, progress: bool = False,
     the other processes torchrun started (see :mod:`uibrec.distributed`); by default
     whenever torchrun's ``WORLD_SIZE`` is above 1. Only process 0 writes the run folder
     (the others return their metrics without ``run_dir``).
+
+    While it trains, the run keeps a checkpoint of its last validation in
+    ``<output>/.checkpoints/`` (see :func:`uibrec.checkpoint.checkpoint_path`): the same
+    call after an interruption resumes there, and ends with the same results.
     """
     from uibrec.config import make_config
     from uibrec.distributed import Parallel, launched
@@ -95,7 +100,10 @@ def _train(config: Config, progress: bool, parallel) -> dict:
             split, candidates = load_split(config, report)
     data_seconds = time.perf_counter() - start
 
-    result = fit(config, split, candidates, progress=progress, parallel=parallel)
+    # Named by the settings, not the run folder (a new one each time): the same command
+    # run again finds the checkpoint of its interrupted attempt and resumes it.
+    result = fit(config, split, candidates, progress=progress, parallel=parallel,
+                 checkpoint=checkpoint_path(config))
     train_seconds = time.perf_counter() - start - data_seconds
     ranks: dict = {}
     metrics = evaluate_components(result.components, split, candidates, config.full_ranking,

@@ -17,6 +17,7 @@ from functools import partial
 import numpy as np
 import torch
 
+from uibrec import checkpoint as checkpoints
 from uibrec.config import Config
 from uibrec.data.candidates import load_or_sample_candidates
 from uibrec.data.registry import load_dataset
@@ -297,54 +298,127 @@ def setup_training(config: Config, split: Split, candidates: np.ndarray, paralle
     return comp, optimizer, sampler, evaluator, train_users, train_items
 
 
+@dataclass
+class _Loop:
+    """What training carries from one epoch to the next, and what a checkpoint saves."""
+
+    comp: Components
+    optimizer: torch.optim.Optimizer
+    sampler: NegativeSampler
+    generator: torch.Generator  # the epochs' order
+    result: TrainResult
+    epoch: int = 0  # the last finished epoch
+    best_score: float = -np.inf
+    best_state: dict | None = None
+    stale: int = 0  # validations since the best one
+
+    def validated(self, epoch: int, valid: dict, score: float) -> None:
+        if score > self.best_score:
+            self.best_score, self.stale = score, 0
+            self.best_state = copy.deepcopy(self.comp.state_dict())
+            self.result.best_epoch, self.result.best_valid = epoch, valid
+        else:
+            self.stale += 1
+
+    def state_dict(self) -> dict:
+        result = self.result
+        return {"epoch": self.epoch, "components": self.comp.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "best_state": self.best_state,
+                "best_score": self.best_score, "best_epoch": result.best_epoch,
+                "best_valid": result.best_valid, "stale": self.stale,
+                "history": [_plain(row) for row in result.history]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.comp.load_state_dict(state["components"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.stale = state["epoch"], state["stale"]
+        self.best_score, self.best_state = state["best_score"], state["best_state"]
+        self.result.best_epoch, self.result.best_valid = state["best_epoch"], state["best_valid"]
+        self.result.history = list(state["history"])
+
+    def random_states(self) -> dict:
+        return checkpoints.random_states(self.comp.model, self.sampler, self.generator)
+
+    def set_random_states(self, states: dict) -> None:
+        checkpoints.set_random_states(states, self.comp.model, self.sampler, self.generator)
+
+
+def _plain(row: dict) -> dict:
+    # NumPy scalars (figures divided by np.int64 sizes) become Python numbers, which a
+    # weights-only torch.load accepts; the values are the same.
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in row.items()}
+
+
+def _resume(loop: _Loop, path, config: Config, parallel) -> None:
+    found = checkpoints.load_checkpoint(path, config, parallel)
+    if found is None:
+        return
+    state, random = found
+    loop.load_state_dict(state)
+    loop.set_random_states(random)
+    if parallel is None or parallel.is_main:
+        logger.info("resuming %s at epoch %d", path, loop.epoch + 1)
+
+
 def fit(config: Config, split: Split, candidates: np.ndarray, progress: bool = False,
-        on_validation=None, parallel=None) -> TrainResult:
+        on_validation=None, parallel=None, checkpoint=None) -> TrainResult:
     """Train on ``split`` with early stopping on validation; the best state is restored.
 
     ``on_validation(epoch, metrics)``, if given, is called after each validation (an
     Optuna pruner hooks in here) and may raise to stop the run. ``parallel`` (a started
     :class:`uibrec.distributed.Parallel`) trains this process's share of each batch; every
     process then validates its share of the users and all take the same decisions.
+    ``checkpoint`` (a file path): after each validation the run's whole state is saved
+    there, and a run that finds one from the same settings resumes after its epoch, as
+    if it had never stopped (:mod:`uibrec.checkpoint`); the file is removed at the end.
     """
     comp, optimizer, sampler, evaluator, train_users, train_items = setup_training(
         config, split, candidates, parallel)
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
+    loop = _Loop(comp, optimizer, sampler, generator, TrainResult(comp))
+    if checkpoint is not None:
+        _resume(loop, checkpoint, config, parallel)
 
-    result = TrainResult(comp)
-    best_score, best_state, stale = -np.inf, None, 0
-    epochs = range(1, config.epochs + 1)
+    result = loop.result
+    # A checkpoint written at an early stop resumes with no epoch left to train.
+    last = loop.epoch if loop.stale >= config.patience else config.epochs
+    epochs = range(loop.epoch + 1, last + 1)
     bar = None
     if progress and (parallel is None or parallel.is_main):
         from tqdm.auto import tqdm
 
-        bar = tqdm(epochs, desc=config.run_label(), unit="epoch", leave=False)
+        bar = tqdm(epochs, desc=config.run_label(), unit="epoch", leave=False,
+                   initial=loop.epoch, total=config.epochs)
         epochs = bar
     for epoch in epochs:
         stats = train_epoch(comp, optimizer, sampler, train_users, train_items,
                             config.batch_size, config.weight_decay, generator, parallel)
+        loop.epoch = epoch
         row = {"epoch": epoch, "loss": stats.loss, "corrupted": stats.corrupted,
                "corrupted_pairs": stats.corrupted_pairs,
                "seconds": stats.seconds}
+        valid = None
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             valid = evaluator.evaluate(comp.model, "valid")
             row.update({f"valid_{k}": v for k, v in valid.items()})
             score = valid[config.metric]
             logger.info("epoch %d loss %.4f valid %s %.4f (%.1fs/epoch)", epoch, stats.loss,
                         config.metric, score, stats.seconds)
-            if score > best_score:
-                best_score, stale = score, 0
-                best_state = copy.deepcopy(comp.state_dict())
-                result.best_epoch, result.best_valid = epoch, valid
-            else:
-                stale += 1
+            loop.validated(epoch, valid, score)
+        result.history.append(row)
+        if valid is not None:
+            if checkpoint is not None:
+                checkpoints.save_checkpoint(checkpoint, config, loop.state_dict(),
+                                            loop.random_states(), parallel)
             if on_validation is not None:
                 on_validation(epoch, valid)
-        result.history.append(row)
         if bar is not None:
-            bar.set_postfix(loss=f"{stats.loss:.4f}", best=f"{best_score:.4f}")
-        if stale >= config.patience:
+            bar.set_postfix(loss=f"{stats.loss:.4f}", best=f"{loop.best_score:.4f}")
+        if loop.stale >= config.patience:
             logger.info("early stop at epoch %d; best epoch %d", epoch, result.best_epoch)
             break
-    if best_state is not None:
-        comp.load_state_dict(best_state)
+    if loop.best_state is not None:
+        comp.load_state_dict(loop.best_state)
+    if checkpoint is not None and (parallel is None or parallel.is_main):
+        checkpoints.remove_checkpoint(checkpoint)
     return result

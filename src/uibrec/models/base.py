@@ -13,6 +13,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from uibrec.ops import Dropout
+
 
 class Recommender(nn.Module):
     """Base class. Subclasses set ``num_users``, ``num_items``, ``dim`` and implement
@@ -80,6 +82,26 @@ class Recommender(nn.Module):
         ``weight_decay / 2``. Models without plain embedding tables return 0.
         """
         return torch.zeros((), device=user_idx.device)
+
+    def _dropouts(self) -> Iterator[tuple[str, Dropout]]:
+        for prefix, module in self.named_modules():
+            for name, value in vars(module).items():
+                if isinstance(value, Dropout):
+                    yield (f"{prefix}.{name}" if prefix else name), value
+
+    def random_state(self) -> dict:
+        """The state of every random stream the model draws from while training (its
+        :class:`uibrec.ops.Dropout` masks), keyed by attribute path, for checkpoints."""
+        return {name: dropout.get_state() for name, dropout in self._dropouts()}
+
+    def set_random_state(self, state: dict) -> None:
+        """Continue the model's random streams from a :meth:`random_state`."""
+        dropouts = dict(self._dropouts())
+        if set(state) != set(dropouts):
+            raise ValueError(f"random state for dropouts {sorted(state)}, but the model has "
+                             f"{sorted(dropouts)}")
+        for name, dropout in dropouts.items():
+            dropout.set_state(state[name])
 
 
 class BoundaryHead(nn.Module):
