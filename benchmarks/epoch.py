@@ -25,7 +25,13 @@ from memory import peak_gib  # benchmarks/memory.py: this script's folder is on 
 from uibrec.config import make_config
 from uibrec.evaluation import Evaluator
 from uibrec.sampling import NegativeSampler
-from uibrec.training import build_components, load_split, make_optimizer, train_epoch
+from uibrec.training import (
+    build_components,
+    load_split,
+    make_optimizer,
+    train_epoch,
+    use_sparse_gradients,
+)
 
 
 def main() -> None:
@@ -61,7 +67,8 @@ def main() -> None:
 
     comp = build_components(config, split.num_users, split.num_items,
                             split.train.user_idx, split.train.item_idx)
-    optimizer = make_optimizer(config, comp.parameters())
+    comp.model.sparse_gradients = use_sparse_gradients(config, split.num_users)  # as the trainer
+    optimizer = make_optimizer(config, comp.parameters(), comp.model.sparse_parameters())
     sampler = NegativeSampler(split.train.user_idx, split.train.item_idx, split.num_users,
                               split.num_items, seed=0)
     users = torch.as_tensor(split.train.user_idx)

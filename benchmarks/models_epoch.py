@@ -19,7 +19,7 @@ from uibrec.config import make_config
 from uibrec.data.registry import load_dataset
 from uibrec.data.split import leave_one_out, prepare
 from uibrec.sampling import NegativeSampler
-from uibrec.training import build_components, make_optimizer, train_epoch
+from uibrec.training import build_components, make_optimizer, train_epoch, use_sparse_gradients
 
 # (model, loss) -> settings, from the ML-1M column of the paper's appendix.
 SETTINGS = {
@@ -42,7 +42,8 @@ def time_epoch(model: str, loss: str, split, batch_size: int, seed: int = 0) -> 
     comp = build_components(config, split.num_users, split.num_items,
                             split.train.user_idx, split.train.item_idx)
     build_seconds = time.perf_counter() - start
-    optimizer = make_optimizer(config, comp.parameters())
+    comp.model.sparse_gradients = use_sparse_gradients(config, split.num_users)  # as the trainer
+    optimizer = make_optimizer(config, comp.parameters(), comp.model.sparse_parameters())
     sampler = NegativeSampler(split.train.user_idx, split.train.item_idx, split.num_users,
                               split.num_items, seed=seed)
     users = torch.as_tensor(split.train.user_idx)

@@ -124,17 +124,55 @@ def load_split(config: Config, report: dict | None = None) -> tuple[Split, np.nd
     return split, candidates
 
 
-def make_optimizer(config: Config, params) -> torch.optim.Optimizer:
-    params = [p for p in params if p.requires_grad]
+def make_optimizer(config: Config, params, sparse_params=()) -> torch.optim.Optimizer:
+    """The configured optimiser. ``sparse_params`` will get row-sparse gradients (a
+    model's ``sparse_parameters()``); only Adagrad takes them."""
+    sparse_ids = {id(p) for p in sparse_params}
+    params = [p for p in params if p.requires_grad and id(p) not in sparse_ids]
+    sparse_params = [p for p in sparse_params if p.requires_grad]
     if config.optimizer == "adagrad":
         # The fused CPU kernel takes half the time of the foreach one.
         fused = all(p.device.type == "cpu" for p in params)
-        return torch.optim.Adagrad(params, lr=config.lr, fused=fused or None,
-                                   foreach=None if fused else True,
-                                   initial_accumulator_value=config.adagrad_init)
+        options = {"lr": config.lr, "initial_accumulator_value": config.adagrad_init}
+        dense = torch.optim.Adagrad(params, fused=fused or None,
+                                    foreach=None if fused else True, **options)
+        if not sparse_params:
+            return dense
+        return SplitOptimizer(dense, torch.optim.Adagrad(sparse_params, **options))
+    if sparse_params:
+        raise ValueError(f"optimizer {config.optimizer!r} takes no sparse gradients; "
+                         "use adagrad")
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, foreach=True)
     raise ValueError(f"optimizer must be 'adagrad' or 'adam', got {config.optimizer!r}")
+
+
+class SplitOptimizer:
+    """Two optimisers stepping as one: the fused Adagrad kernel for dense gradients and
+    Adagrad's per-tensor path for row-sparse ones, which the fused kernel refuses. The
+    update of each parameter is Adagrad's, as with one optimiser over all of them."""
+
+    def __init__(self, *parts: torch.optim.Optimizer):
+        self.parts = parts
+        self.param_groups = [group for part in parts for group in part.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for part in self.parts:
+            part.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        # Adagrad builds its sparse updates from a coalesced gradient; opting out of the
+        # invariant checks explicitly (as torch asks) silences its warning.
+        with torch.sparse.check_sparse_tensor_invariants(enable=False):
+            for part in self.parts:
+                part.step()
+
+    def state_dict(self) -> dict:
+        return {"parts": [part.state_dict() for part in self.parts]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for part, part_state in zip(self.parts, state["parts"], strict=True):
+            part.load_state_dict(part_state)
 
 
 @dataclass
@@ -272,6 +310,21 @@ def resolve_device(name: str | torch.device) -> torch.device:
     return device
 
 
+# Row-sparse user gradients pay off once the user table has this many rows per batch row:
+# measured per Adagrad step at batch 1024 (d = 32, 1 thread), dense (fused) against
+# sparse: 6,040 users 1.1 ms against 1.9; 70,000 users 3.5 against 1.4; 700,000 users 85
+# against 1.6.
+SPARSE_MIN_USERS_PER_ROW = 8
+
+
+def use_sparse_gradients(config: Config, num_users: int, parallel=None) -> bool:
+    """Whether the user table gets row-sparse gradients: with Adagrad, in one process
+    (DistributedDataParallel reduces dense gradients), and a table much larger than a
+    batch, where a dense step would mostly rewrite rows the batch never touched."""
+    return (config.optimizer == "adagrad" and parallel is None
+            and num_users >= SPARSE_MIN_USERS_PER_ROW * config.batch_size)
+
+
 def setup_training(config: Config, split: Split, candidates: np.ndarray, parallel=None):
     """Components on their device, optimiser, sampler, evaluator and training tensors."""
     torch.manual_seed(config.seed)
@@ -285,7 +338,8 @@ def setup_training(config: Config, split: Split, candidates: np.ndarray, paralle
     if parallel is not None:
         parallel.wrap(comp, config.seed)  # after the seeded build: same start everywhere
         rank = parallel.rank
-    optimizer = make_optimizer(config, comp.parameters())
+    comp.model.sparse_gradients = use_sparse_gradients(config, split.num_users, parallel)
+    optimizer = make_optimizer(config, comp.parameters(), comp.model.sparse_parameters())
     # Each process its own negative stream; process 0 draws what a single process would.
     sampler = NegativeSampler(split.train.user_idx, split.train.item_idx, split.num_users,
                               split.num_items, seed=config.seed + rank, device=device)

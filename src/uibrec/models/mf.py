@@ -6,6 +6,7 @@ S. Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit Feedback", U
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from uibrec.models.base import Recommender
@@ -25,17 +26,25 @@ class EmbeddingModel(Recommender):
         self.dropout = Dropout(dropout, seed)
 
     def users(self, user_idx):
-        # index_select's backward is one index_add_, far cheaper on the CPU than
-        # nn.Embedding's sort-based backward.
-        rows = self.user_embedding.index_select(0, user_idx.reshape(-1))
+        rows = self._user_rows(user_idx.reshape(-1))
         return self.dropout(rows.view(*user_idx.shape, self.dim), self.training)
+
+    def sparse_parameters(self):
+        return [self.user_embedding] if self.sparse_gradients else []
+
+    def _user_rows(self, user_idx):
+        if self.sparse_gradients and torch.is_grad_enabled():
+            return F.embedding(user_idx, self.user_embedding, sparse=True)
+        # index_select's dense backward is one index_add_, far cheaper on the CPU than
+        # the sort-based one of F.embedding.
+        return self.user_embedding.index_select(0, user_idx)
 
     def items(self, item_idx):
         rows = self.item_embedding.index_select(0, item_idx.reshape(-1))
         return self.dropout(rows.view(*item_idx.shape, self.dim), self.training)
 
     def regularization(self, user_idx, pos_items, neg_items):
-        users = self.user_embedding[user_idx].pow(2).sum()
+        users = self._user_rows(user_idx).pow(2).sum()
         pos = self.item_embedding[pos_items].pow(2).sum()
         neg = self.item_embedding[neg_items].pow(2).sum() / neg_items.shape[-1]
         return (users + pos + neg) / len(user_idx)
