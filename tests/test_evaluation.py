@@ -109,3 +109,17 @@ def test_rows_evaluate_a_share_of_the_users():
 def test_metrics_from_ranks_takes_tensors():
     ranks = [0, 3, 12]
     assert metrics_from_ranks(torch.tensor(ranks)) == metrics_from_ranks(ranks)
+
+
+@pytest.mark.parametrize("limit", [2**24, 0])  # float32 counting, and the integer sum
+def test_ranks_count_ties_against_the_positive(limit, monkeypatch):
+    import uibrec.evaluation
+
+    monkeypatch.setattr(uibrec.evaluation, "FLOAT_COUNT_LIMIT", limit)
+    pos = torch.tensor([0.5, 2.0, -torch.inf])
+    others = torch.tensor([[0.5, 0.4, 0.9],  # one tie, one above: rank 2
+                           [1.0, 1.5, 1.9],  # all below: rank 0
+                           [-torch.inf, 0.0, -1.0]])  # -inf ties -inf: rank 3
+    ranks = uibrec.evaluation.ranks_against(pos, others)
+    assert ranks.dtype == torch.int64
+    assert ranks.tolist() == [2, 0, 3]

@@ -108,3 +108,13 @@ def test_options_reach_model_and_loss(synthetic_split, make_components):
     assert sml.num_negatives == 32
     _, gcn = make_components("lightgcn", "native", split, model_options={"layers": 1})
     assert gcn.model.layers == 1 and gcn.num_negatives == 1
+
+
+def test_mf_fused_score_equals_the_generic_one(synthetic_split, make_components):
+    # MF scores through the fused lookup and dot; it must equal users . items.
+    _, comp = make_components("mf", "native", synthetic_split, dropout=0.3)
+    model = comp.model.eval()
+    users = torch.tensor([0, 3, 5])
+    items = torch.tensor([[1, 2, 3], [0, 0, 4], [7, 6, 5]])
+    expected = (model.users(users).unsqueeze(1) * model.items(items)).sum(-1)
+    torch.testing.assert_close(model.score(users, items), expected)
