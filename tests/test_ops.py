@@ -64,3 +64,26 @@ def test_gather_dot_gradient_is_right():
     e_users, e_table = torch.autograd.grad((expected * weights).sum(), (users, table))
     assert torch.allclose(g_users, e_users, atol=1e-5)
     assert torch.allclose(g_table, e_table, atol=1e-5)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3])
+def test_parallel_gather_dot_matches_serial(p, monkeypatch):
+    # Two threads split the batch; table rows shared by both halves are summed from two
+    # partial buffers, so the gradients agree to rounding, the scores exactly.
+    torch.manual_seed(0)
+    users = torch.randn(300, 8, requires_grad=True)
+    table = torch.randn(20, 8, requires_grad=True)  # few rows: every row in both halves
+    idx = torch.randint(0, 20, (300, 5))
+    weights = torch.randn(300, 5)
+    results = []
+    for threads in (1, 2):
+        monkeypatch.setattr(torch, "get_num_threads", lambda threads=threads: threads)
+        users.grad = table.grad = None
+        scores = ops.gather_dot(users, table, idx, Dropout(p, seed=1))
+        (scores * weights).sum().backward()
+        results.append((scores.detach(), users.grad.clone(), table.grad.clone()))
+    (s1, u1, t1), (s2, u2, t2) = results
+    assert torch.equal(s1, s2) and torch.equal(u1, u2)
+    torch.testing.assert_close(t1, t2, rtol=1e-5, atol=1e-5)
+    assert ops._kernel_threads(idx) == 2
+    assert ops._kernel_threads(idx[:100]) == 1  # under 64 rows a thread: not worth it

@@ -42,12 +42,10 @@ def set_threads(count: int) -> None:
 
 
 @_jit
-def gather_dot_forward(users, table, idx, mask, threshold, scale, out):
-    """``out[b, k] = sum_j users[b, j] * table[idx[b, k], j] * keep(b, k, j)``."""
-    batch, width = idx.shape
+def _forward_rows(lo, hi, users, table, idx, mask, threshold, scale, out):
     dim = users.shape[1]
-    for b in range(batch):
-        for k in range(width):
+    for b in range(lo, hi):
+        for k in range(idx.shape[1]):
             row = idx[b, k]
             acc = np.float32(0.0)
             if threshold == 0:
@@ -63,14 +61,11 @@ def gather_dot_forward(users, table, idx, mask, threshold, scale, out):
 
 
 @_jit
-def gather_dot_backward(grad, users, table, idx, mask, threshold, scale,
-                        grad_users, grad_table):
-    """Accumulate ``d out / d users`` into ``grad_users`` and ``d out / d table`` into
-    ``grad_table`` (both zeroed by the caller)."""
-    batch, width = idx.shape
+def _backward_rows(lo, hi, grad, users, table, idx, mask, threshold, scale, grad_users,
+                   grad_table):
     dim = users.shape[1]
-    for b in range(batch):
-        for k in range(width):
+    for b in range(lo, hi):
+        for k in range(idx.shape[1]):
             row = idx[b, k]
             g = grad[b, k]
             if threshold != 0:
@@ -88,6 +83,50 @@ def gather_dot_backward(grad, users, table, idx, mask, threshold, scale,
                 for j in range(dim):
                     keep = np.float32(mask[b, k, j] >= threshold)
                     grad_table[row, j] += g * keep * users[b, j]
+
+
+@_jit
+def gather_dot_forward(users, table, idx, mask, threshold, scale, out):
+    """``out[b, k] = sum_j users[b, j] * table[idx[b, k], j] * keep(b, k, j)``."""
+    _forward_rows(0, idx.shape[0], users, table, idx, mask, threshold, scale, out)
+
+
+@_jit
+def gather_dot_backward(grad, users, table, idx, mask, threshold, scale,
+                        grad_users, grad_table):
+    """Accumulate ``d out / d users`` into ``grad_users`` and ``d out / d table`` into
+    ``grad_table`` (both zeroed by the caller)."""
+    _backward_rows(0, idx.shape[0], grad, users, table, idx, mask, threshold, scale,
+                   grad_users, grad_table)
+
+
+@_jit_parallel
+def gather_dot_forward_parallel(users, table, idx, mask, threshold, scale, out, chunks):
+    """:func:`gather_dot_forward` with the batch cut into ``chunks`` spans of rows, run
+    on Numba's threads; the same numbers, since every output is one thread's."""
+    batch = idx.shape[0]
+    for c in prange(chunks):
+        _forward_rows(c * batch // chunks, (c + 1) * batch // chunks, users, table, idx,
+                      mask, threshold, scale, out)
+
+
+@_jit_parallel
+def gather_dot_backward_parallel(grad, users, table, idx, mask, threshold, scale,
+                                 grad_users, grad_table, partial):
+    """:func:`gather_dot_backward` over ``chunks = len(partial)`` spans of the batch on
+    Numba's threads. Rows of the table shared by two spans would be written by two
+    threads, so each span adds into its own ``partial[c]`` ``(N, d)`` and the spans are
+    summed in chunk order: the result depends on the chunk count, not on scheduling."""
+    batch = idx.shape[0]
+    chunks = partial.shape[0]
+    for c in prange(chunks):
+        partial[c] = 0.0
+        _backward_rows(c * batch // chunks, (c + 1) * batch // chunks, grad, users, table,
+                       idx, mask, threshold, scale, grad_users, partial[c])
+    for row in prange(grad_table.shape[0]):
+        for c in range(chunks):
+            for j in range(grad_table.shape[1]):
+                grad_table[row, j] += partial[c, row, j]
 
 
 @_jit

@@ -111,9 +111,13 @@ class _GatherDot(torch.autograd.Function):
         ctx.threshold, ctx.scale = threshold, scale
         if _use_kernels(user_vecs):
             out = torch.empty(idx.shape, dtype=user_vecs.dtype)
-            kernels.gather_dot_forward(user_vecs.numpy(), table.detach().numpy(), idx.numpy(),
-                                       _mask_array(mask_bytes, idx), threshold, scale,
-                                       out.numpy())
+            args = (user_vecs.numpy(), table.detach().numpy(), idx.numpy(),
+                    _mask_array(mask_bytes, idx), threshold, scale, out.numpy())
+            threads = _kernel_threads(idx)
+            if threads == 1:
+                kernels.gather_dot_forward(*args)
+            else:
+                kernels.gather_dot_forward_parallel(*args, threads)
             return out
         rows = _masked_rows(table, idx, mask_bytes, threshold, scale)
         return _rowwise_dot(rows, user_vecs)
@@ -126,10 +130,15 @@ class _GatherDot(torch.autograd.Function):
         if _use_kernels(user_vecs):
             grad_users = torch.zeros_like(user_vecs)
             grad_table = torch.zeros_like(table)
-            kernels.gather_dot_backward(grad.numpy(), user_vecs.numpy(),
-                                        table.detach().numpy(), idx.numpy(),
-                                        _mask_array(mask_bytes, idx), threshold, scale,
-                                        grad_users.numpy(), grad_table.numpy())
+            args = (grad.numpy(), user_vecs.numpy(), table.detach().numpy(), idx.numpy(),
+                    _mask_array(mask_bytes, idx), threshold, scale, grad_users.numpy(),
+                    grad_table.numpy())
+            threads = _kernel_threads(idx)
+            if threads == 1:
+                kernels.gather_dot_backward(*args)
+            else:
+                partial = np.empty((threads, *table.shape), dtype=np.float32)
+                kernels.gather_dot_backward_parallel(*args, partial)
             return grad_users, grad_table, None, None, None, None
         rows = _masked_rows(table, idx, mask_bytes, threshold, scale)
         grad_users = torch.bmm(grad.unsqueeze(1), rows).squeeze(1)  # (B, d)
@@ -142,6 +151,15 @@ class _GatherDot(torch.autograd.Function):
 
 
 USE_KERNELS = kernels.AVAILABLE  # tests switch this off to compare with the tensor path
+
+
+def _kernel_threads(idx: torch.Tensor) -> int:
+    """Threads for the compiled kernels: torch's count, for batches worth splitting."""
+    threads = torch.get_num_threads()
+    if threads > 1 and idx.shape[0] >= 64 * threads:
+        kernels.set_threads(threads)
+        return threads
+    return 1
 
 
 def _use_kernels(user_vecs: torch.Tensor) -> bool:
