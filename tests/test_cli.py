@@ -103,3 +103,24 @@ def test_unused_fields_are_reported(tmp_path, caplog):
     data = uibrec.read_delimited(path)
     assert len(data) == 2 and data.rating is None
     assert "ignoring fields [2, 3]" in caplog.text
+
+
+def test_diverged_training_is_a_one_line_error_not_a_traceback(monkeypatch, capsys):
+    import sys
+
+    import pytest
+
+    import uibrec.runs
+    from uibrec.cli import run
+    from uibrec.training import TrainingDivergedError
+
+    def diverge(config, progress=False):
+        raise TrainingDivergedError("the training loss became nan; lower the learning rate")
+
+    monkeypatch.setattr(uibrec.runs, "train", diverge)
+    monkeypatch.setattr(sys, "argv", ["uibrec", "-q", "train", "--lr", "1e30"])
+    with pytest.raises(SystemExit) as exited:
+        run()
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == ("error: the training loss became nan; lower the "
+                                       "learning rate\n")

@@ -146,3 +146,23 @@ def test_command_line(tmp_path):
                                  "--loss", "native", "--trials", "1", "--output", out])
     assert found.exit_code == 0, found.output
     assert json.loads(found.output)["trials"] == {"complete": 1}
+
+
+def test_no_seeds_or_zero_counts_are_errors(tmp_path):
+    # --seeds 0 wrote an empty report called complete; --trials 0 searched the whole grid;
+    # --bootstrap 0 and analyze --batch-size 0 failed deep inside.
+    experiment = write_experiment(tmp_path / "exp")
+    with pytest.raises(ValueError, match="seeds: give at least one seed"):
+        reproduce([str(experiment)], ["mf"], seeds=0, output=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    runner = CliRunner()
+    for args, option in [(["reproduce", "--datasets", str(experiment), "--seeds", "0"],
+                          "--seeds"),
+                         (["reproduce", "--datasets", str(experiment), "--bootstrap", "0"],
+                          "--bootstrap"),
+                         (["search", "--dataset", str(experiment), "--model", "mf",
+                           "--loss", "native", "--trials", "0"], "--trials"),
+                         (["analyze", str(tmp_path), "--batch-size", "0"], "--batch-size")]:
+        result = runner.invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert f"Invalid value for '{option}': 0 is not in the range x>=1." in result.output

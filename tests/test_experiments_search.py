@@ -143,3 +143,32 @@ def test_hopeless_trials_are_pruned_at_a_validation(tmp_path, experiment, monkey
     for trial in study.get_trials():
         assert trial.state == TrialState.PRUNED
         assert list(trial.intermediate_values) == [1]  # reported at epoch 1, then stopped
+
+
+def test_zero_trials_is_an_error_not_the_whole_grid(tmp_path, experiment, counting):
+    # "max_trials or experiment.max_trials" turned 0 into the default: `uibrec search
+    # --trials 0` searched the whole grid.
+    fit = counting()
+    with pytest.raises(ValueError, match="max_trials must be at least 1, got 0"):
+        search(experiment, tmp_path / "out", max_trials=0)
+    assert fit.calls == 0
+
+
+def test_quiet_silences_optuna_trial_lines():
+    import logging
+
+    from uibrec.commands_experiments import _route_optuna_logs
+
+    # `uibrec -q search` still printed "INFO optuna...: Trial 0 finished ...".
+    root, optuna_root = logging.getLogger(), logging.getLogger("optuna")
+    saved = root.level, optuna_root.level
+    try:
+        root.setLevel(logging.WARNING)  # what -q sets
+        optuna_root.setLevel(logging.INFO)  # what Optuna sets for itself
+        _route_optuna_logs()
+        study_logger = logging.getLogger("optuna.study.study")
+        assert not study_logger.isEnabledFor(logging.INFO)
+        assert study_logger.isEnabledFor(logging.WARNING)
+    finally:
+        root.setLevel(saved[0])
+        optuna_root.setLevel(saved[1])

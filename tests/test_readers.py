@@ -298,3 +298,12 @@ def test_ids_keep_their_order_of_magnitude(tmp_path):
     path = write(tmp_path / "r.csv", "1, 7\n2, 8\n")
     data = read_delimited(path)
     assert data.item_map.ids.dtype == np.int64 and data.item_map.ids.tolist() == [7, 8]
+
+
+@pytest.mark.parametrize("spec", [-1, 1.5, True, None])
+def test_column_that_is_not_a_position_or_name(tmp_path, spec):
+    # -1 ended in "error: -1" (a KeyError from pandas) after a warning that item=-1 is read.
+    path = write(tmp_path / "r.tsv", "1\t2\n3\t4\n")
+    with pytest.raises(ValueError, match=f"columns: item must be a field position \\(0 for "
+                                         f"the first\\) or a header name; got {spec!r}"):
+        read_delimited(path, columns={"user": 0, "item": spec})

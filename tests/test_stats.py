@@ -54,6 +54,28 @@ def test_cli_table(toy_file):
     assert "users filtered out" in result.output and "raw rows" in result.output
 
 
+
+def test_cli_reads_a_file_with_a_header_through_read_options(tmp_path):
+    # The header error says "pass read_options={header: true}", but data stats had no way
+    # to take it. Same toy data, a csv with a header: same table, plus the negative count
+    # that reading the rating column adds (0 here: every toy rating is 1 to 5).
+    path = tmp_path / "toy.csv"
+    path.write_text("u,i,r\n" + "\n".join(line.replace("\t", ",") for line in TOY) + "\n")
+    options = "{header: true, columns: {user: u, item: i, rating: r}}"
+    result = CliRunner().invoke(main, ["-q", "data", "stats", str(path), "--json",
+                                       "--read-options", options])
+    assert result.exit_code == 0, result.output
+    (stats,) = json.loads(result.output)
+    assert stats["removed"] == {"blank lines": 1, "negative ratings": 0,
+                                **{k: v for k, v in TOY_STATS["removed"].items()
+                                   if k != "blank lines"}}
+    assert (stats["users"], stats["items"], stats["train"]) == (2, 6, 6)
+    for bad, message in [("header", "expected a mapping such as {header: true}"),
+                         ("{hdr: true}", "read_options takes no option 'hdr'")]:
+        result = CliRunner().invoke(main, ["data", "stats", str(path), "--read-options", bad])
+        assert result.exit_code == 2 and message in result.output, result.output
+
+
 def _shared_data() -> Path | None:
     root = os.environ.get("UIBREC_DATA_DIR") or Path(__file__).parents[1] / ".." / "shared" / "data"
     return Path(root) if Path(root).is_dir() else None

@@ -133,9 +133,12 @@ data.add_command(_data_synth)
 
 def run():
     """Entry point that turns expected errors into one-line messages."""
+    from uibrec.training import TrainingDivergedError
+
     try:
         main(standalone_mode=True)
-    except (KeyError, ValueError, FileNotFoundError) as exc:  # pragma: no cover - CLI path
+    except (KeyError, ValueError, FileNotFoundError, TrainingDivergedError) as exc:
+        # A diverged run is the settings' fault (its message says which to lower), not ours.
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         click.echo(f"error: {message}", err=True)
         sys.exit(2)

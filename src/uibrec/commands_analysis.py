@@ -55,8 +55,8 @@ def recommend(run_dir, users, k, above_only, include_seen, as_csv):
               help="Another run whose corrupted rate is plotted beside (e.g. BPR vs BPR+UIB).")
 @click.option("--combined", type=click.Path(file_okay=False),
               help="Also write figures across all the runs (one per dataset) here.")
-@click.option("--batch-size", type=int, default=1024, show_default=True,
-              help="Users scored at once.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1024,
+              show_default=True, help="Users scored at once.")
 def analyze(run_dirs, out, compare, combined, batch_size):
     """Boundary histogram, offset sweep, pre-ranking filter, score distributions and
     corrupted rate of each run, as PNG and csv files in the run's folder."""

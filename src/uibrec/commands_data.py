@@ -13,19 +13,35 @@ _COLUMNS = ("users", "items", "train", "valid", "test")
 @click.argument("names", nargs=-1, required=True)
 @click.option("--data-dir", type=click.Path(), help="Folder holding the datasets "
               "(default: $UIBREC_DATA_DIR, then the user cache).")
-@click.option("--min-user", type=int, default=5, show_default=True,
+@click.option("--min-user", type=click.IntRange(min=0), default=5, show_default=True,
               help="Keep users with at least this many interactions.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Split seed.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Split seed.")
+@click.option("--read-options", metavar="YAML", help="How to read interaction files, as "
+              "train's read_options: e.g. \"{sep: ',', header: true}\".")
 @click.option("--no-download", is_flag=True, help="Never fetch a missing dataset.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-def stats(names, data_dir, min_user, seed, no_download, as_json):
+def stats(names, data_dir, min_user, seed, read_options, no_download, as_json):
     """Users, items, train / validation / test sizes and density of each dataset NAME
     (a registered name or an interaction file) after the paper's filter and
     leave-one-out split, and what each step removed."""
+    from uibrec.config import parse_value
     from uibrec.data.stats import dataset_stats
 
+    # Without this, a file with a header could not be described here at all, though the
+    # header error tells the user to pass read_options.
+    options = parse_value(read_options) if read_options else {}
+    if not isinstance(options, dict):
+        raise click.BadParameter(f"expected a mapping such as {{header: true}}, got "
+                                 f"{read_options!r}", param_hint="--read-options")
+    from uibrec.training import _check_read_options  # train's check: same options, same words
+
+    try:
+        _check_read_options(options)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--read-options") from exc
     rows = [dataset_stats(name, data_dir, min_user=min_user, seed=seed,
-                          download_missing=not no_download) for name in names]
+                          download_missing=not no_download, **options) for name in names]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

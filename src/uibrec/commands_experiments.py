@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from uibrec.config import to_json
@@ -28,6 +30,9 @@ def _route_optuna_logs() -> None:
 
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()
+    # Optuna sets its own logger to INFO; a propagated record skips the root logger's level,
+    # so only NOTSET (inherit) lets -q silence the per-trial lines.
+    logging.getLogger("optuna").setLevel(logging.NOTSET)
 
 
 _SHARED = [
@@ -35,8 +40,8 @@ _SHARED = [
                  help="Folder of experiment files (default: ./experiments)."),
     click.option("--sampler", type=click.Choice(SAMPLERS), default="grid", show_default=True,
                  help="Optuna's grid sampler over the grid, or TPE (Optuna's default)."),
-    click.option("--trials", type=int, help="Most finished trials per study (default: the "
-                 "experiment file's max_trials, else the whole grid)."),
+    click.option("--trials", type=click.IntRange(min=1), help="Most finished trials per "
+                 "study (default: the experiment file's max_trials, else the whole grid)."),
     click.option("--pruner", type=click.Choice(PRUNERS), default="percentile",
                  show_default=True, help="Stop hopeless trials: bottom quarter, below median."),
     click.option("--storage", help="Study database URL (default: sqlite:///OUTPUT/studies.db)."),
@@ -88,14 +93,15 @@ def search(dataset, model, loss, experiments_dir, sampler, trials, pruner, stora
               "(or experiment files).")
 @click.option("--models", default="mf,ncf,sml,lightgcn", show_default=True)
 @click.option("--losses", default="native,uib", show_default=True)
-@click.option("--seeds", type=int, default=5, show_default=True, help="Seeds 0 .. N-1.")
+@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Seeds 0 .. N-1.")
 @click.option("--search", "do_search", is_flag=True,
               help="Search each configuration first and use its best settings.")
 @shared_options
 @click.option("--output", type=click.Path(), default="results/reproduce", show_default=True,
               help="Report folder; also holds the runs, the ledger and the studies.")
-@click.option("--max-runs", type=int, help="Stop after this many new runs.")
-@click.option("--bootstrap", type=int, default=1000, show_default=True,
+@click.option("--max-runs", type=click.IntRange(min=0), help="Stop after this many new runs.")
+@click.option("--bootstrap", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Resamples of the per-user paired bootstrap.")
 @click.option("--test", type=click.Choice(["user", "seed"]), default="user", show_default=True,
               help="Significance marks from the per-user bootstrap or the per-seed t-test.")
@@ -124,7 +130,7 @@ def reproduce(ctx, datasets, models, losses, seeds, do_search, experiments_dir, 
 
 @click.command()
 @click.argument("output", type=click.Path(exists=True, file_okay=False))
-@click.option("--bootstrap", type=int, default=1000, show_default=True)
+@click.option("--bootstrap", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--test", type=click.Choice(["user", "seed"]), default="user", show_default=True)
 def report(output, bootstrap, test):
     """Write the report of a reproduction folder again (e.g. while it runs)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,9 +99,13 @@ def parse_value(text: str):
 
 
 def make_config(base: dict | None = None, overrides: dict | None = None) -> Config:
-    """A ``Config`` from a mapping plus overrides; unknown keys raise with the known ones."""
+    """A ``Config`` from a mapping plus overrides; unknown keys raise with the known ones.
+
+    An override of ``None`` sets the setting to ``None`` (``--set threads=null`` is torch's
+    default thread count); callers leave out the options they were not given.
+    """
     merged = dict(base or {})
-    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    merged.update(overrides or {})
     unknown = sorted(set(merged) - set(FIELDS))
     if unknown:
         raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known settings: "
@@ -142,10 +147,27 @@ def _check(config: Config) -> None:
             raise ValueError(f"{name} must be at least 1, got {getattr(config, name)!r}")
     if not 0.0 <= config.dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {config.dropout}")
-    if config.lr <= 0:
-        raise ValueError(f"lr must be positive, got {config.lr}")
+    # nan passes "< 0", and inf trains until the loss is NaN: both must be caught here.
+    if not (math.isfinite(config.lr) and config.lr > 0):
+        raise ValueError(f"lr must be a finite number above 0, got {config.lr}")
+    for name in ("weight_decay", "alpha", "adagrad_init"):
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a finite number of at least 0, got {value}")
     if config.num_negatives is not None and config.num_negatives < 1:
         raise ValueError(f"num_negatives must be at least 1, got {config.num_negatives}")
+    if config.threads is not None and config.threads < 1:
+        raise ValueError(f"threads must be at least 1 (null for torch's default), "
+                         f"got {config.threads}")
+    for name in ("seed", "split_seed", "candidate_seed"):
+        if not 0 <= getattr(config, name) < 2**32:  # NumPy's seed range
+            raise ValueError(f"{name} must be in [0, 2**32), got {getattr(config, name)}")
+    if config.min_user_interactions < 0:
+        raise ValueError(f"min_user_interactions must be at least 0, "
+                         f"got {config.min_user_interactions}")
+    if config.split_order not in ("random", "temporal"):
+        raise ValueError(f"split_order must be 'random' or 'temporal', "
+                         f"got {config.split_order!r}")
 
 
 def save_config(config: Config, path) -> None:

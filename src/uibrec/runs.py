@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,15 +191,32 @@ class Run:
 def load_run(run_dir) -> Run:
     """Load a run folder written by :func:`train`."""
     path = Path(run_dir)
-    if not (path / "model.pt").is_file():
-        raise FileNotFoundError(f"{path}: not a run folder (no model.pt)")
+    # save_run writes these one after another: a run killed while saving lacks some.
+    missing = [name for name in _RUN_FILES if not (path / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{path}: not a run folder, or one whose saving was "
+                                f"interrupted: no {', '.join(missing)}")
     config = load_config(path / "config.yaml")
-    saved = torch.load(path / "model.pt", map_location=config.device, weights_only=True)
+    saved = _read_saved(path / "model.pt", lambda file: torch.load(
+        file, map_location=config.device, weights_only=True))
     comp = _components_for(config, saved, path)
     comp.load_state_dict(saved["state"])
     comp.model.eval()
-    ids = np.load(path / "ids.npz", allow_pickle=True)
+    ids = _read_saved(path / "ids.npz", lambda file: dict(np.load(file, allow_pickle=True)))
     return Run(path, config, comp, IdMap(ids["user_ids"]), IdMap(ids["item_ids"]))
+
+
+_RUN_FILES = ("config.yaml", "model.pt", "ids.npz")
+
+
+def _read_saved(file: Path, read):
+    """``read(file)``, with a cut-short or damaged file named in a ValueError."""
+    try:
+        return read(file)
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile,
+            pickle.UnpicklingError) as exc:
+        reason = " ".join(str(exc).split()).split(". ")[0][:120]  # torch's runs on
+        raise ValueError(f"{file}: damaged or cut short, cannot be read ({reason})") from exc
 
 
 def _components_for(config: Config, saved: dict, path: Path) -> Components:

@@ -109,6 +109,12 @@ def _check_columns(columns: dict | None) -> dict:
     if unknown or "user" not in columns or "item" not in columns:
         raise ValueError("columns must name 'user' and 'item' (and may name rating, "
                          f"timestamp); got {sorted(columns)}")
+    for key, spec in columns.items():
+        # A negative position would index pandas' columns from nowhere (a bare KeyError).
+        if isinstance(spec, bool) or not isinstance(spec, (int, str)) or (
+                isinstance(spec, int) and spec < 0):
+            raise ValueError(f"columns: {key} must be a field position (0 for the first) "
+                             f"or a header name; got {spec!r}")
     return columns
 
 

@@ -83,9 +83,11 @@ def reproduce(datasets, models, losses=LOSSES, seeds=5, output="results/reproduc
         n_boot, test: resamples of the per-user bootstrap, and which test marks the table
             (``user``: the bootstrap, ``seed``: the paired t-test).
     """
+    seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if not seeds:  # nothing would run, and the report would call it complete
+        raise ValueError("seeds: give at least one seed")
     root = Path(output)
     root.mkdir(parents=True, exist_ok=True)
-    seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     experiments = plan_experiments(datasets, models, losses, experiments_dir)
     overrides = {"cache_dir": str(root / ".cache"), **(overrides or {})}
     ledger = Ledger(root / "runs.jsonl")

@@ -240,7 +240,10 @@ def search(experiment: Experiment, output, storage: str | None = None, sampler: 
     overrides = dict(overrides or {})
     overrides.setdefault("cache_dir", str(Path(output) / ".cache"))
     url = storage or default_storage(output)
-    max_trials = max_trials or experiment.max_trials
+    if max_trials is None:  # 0 must not fall through to the experiment's default
+        max_trials = experiment.max_trials
+    elif max_trials < 1:
+        raise ValueError(f"max_trials must be at least 1, got {max_trials}")
     if sampler != "grid" and max_trials is None:
         raise ValueError(f"the {sampler} sampler needs a number of trials (max_trials)")
     storage = make_storage(url)

@@ -1,0 +1,56 @@
+import pytest
+from click.testing import CliRunner
+
+from uibrec.cli import main
+from uibrec.config import make_config
+
+
+@pytest.mark.parametrize("bad, message", [
+    # nan passes "lr <= 0" and reached torch as "Invalid learning rate: nan"; inf trained
+    # until the loss became NaN and ended in a traceback.
+    ({"lr": float("nan")}, "lr must be a finite number above 0, got nan"),
+    ({"lr": float("inf")}, "lr must be a finite number above 0, got inf"),
+    # A negative L2 weight grows the embeddings instead of shrinking them; it was accepted.
+    ({"weight_decay": -1.0}, "weight_decay must be a finite number of at least 0, got -1.0"),
+    ({"alpha": -2.0}, "alpha must be a finite number of at least 0, got -2.0"),
+    ({"adagrad_init": -1.0}, "adagrad_init must be a finite number of at least 0, got -1.0"),
+    # 0 silently meant "torch's default" (every core); a negative count was a traceback.
+    ({"threads": 0}, "threads must be at least 1 .*, got 0"),
+    ({"threads": -2}, "threads must be at least 1 .*, got -2"),
+    # NumPy's "Seed must be between 0 and 2**32 - 1" named no setting.
+    ({"seed": -1}, r"seed must be in \[0, 2\*\*32\), got -1"),
+    ({"split_seed": -1}, r"split_seed must be in \[0, 2\*\*32\), got -1"),
+    ({"candidate_seed": 2**32}, r"candidate_seed must be in \[0, 2\*\*32\), got 4294967296"),
+    ({"min_user_interactions": -1}, "min_user_interactions must be at least 0, got -1"),
+    # The split's own error said "order must be ...", a name the user never typed.
+    ({"split_order": "foo"}, "split_order must be 'random' or 'temporal', got 'foo'"),
+])
+def test_out_of_range_settings_name_the_setting(bad, message):
+    with pytest.raises(ValueError, match=message):
+        make_config({}, bad)
+
+
+def test_edge_values_that_are_allowed():
+    config = make_config({}, {"threads": None, "seed": 2**32 - 1, "weight_decay": 0.0,
+                              "alpha": 0.0, "min_user_interactions": 0, "lr": 1e-6})
+    assert config.threads is None and config.seed == 2**32 - 1
+
+
+def test_bad_setting_is_a_usage_error_before_any_data_is_read():
+    # The dataset does not exist: the error must be about the setting, not the file.
+    result = CliRunner().invoke(main, ["train", "--dataset", "missing.csv",
+                                       "--weight-decay", "-1"])
+    assert result.exit_code == 2
+    assert "weight_decay must be a finite number of at least 0, got -1.0" in result.output
+
+
+def test_set_null_overrides_a_setting(tmp_path):
+    # make_config dropped None overrides, so the README's "--set threads=null gives torch's
+    # default" silently kept one thread.
+    assert make_config({"threads": 4}, {"threads": None}).threads is None
+    from uibrec.cli import build_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("threads: 4\nnum_negatives: 8\n")
+    config = build_config(str(path), ["threads=null", "num_negatives=null"], lr=None)
+    assert config.threads is None and config.num_negatives is None and config.lr == 1.0

@@ -1,0 +1,38 @@
+import shutil
+
+import pytest
+from _tiny_runs import train_tiny
+
+from uibrec.runs import load_run
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    return train_tiny(tmp_path_factory.mktemp("runs"), loss="uib")
+
+
+@pytest.mark.parametrize("removed", ["config.yaml", "ids.npz"])
+def test_half_written_run_folder_names_what_is_missing(tiny_run, tmp_path, removed):
+    # save_run writes file by file; a folder without config.yaml or ids.npz used to fail
+    # with a bare "[Errno 2] No such file or directory".
+    half = shutil.copytree(tiny_run, tmp_path / "half")
+    (half / removed).unlink()
+    with pytest.raises(FileNotFoundError, match=f"{half}: not a run folder, or one whose "
+                                                f"saving was interrupted: no {removed}$"):
+        load_run(half)
+
+
+@pytest.mark.parametrize("damaged", ["model.pt", "ids.npz"])
+def test_cut_short_weights_or_ids_are_named(tiny_run, tmp_path, damaged):
+    # A truncated model.pt was a RuntimeError traceback from torch's zip reader.
+    half = shutil.copytree(tiny_run, tmp_path / "half")
+    whole = (half / damaged).read_bytes()
+    (half / damaged).write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match=f"{half / damaged}: damaged or cut short, cannot be "
+                                         "read"):
+        load_run(half)
+
+
+def test_complete_run_folder_loads(tiny_run):
+    run = load_run(tiny_run)
+    assert run.model.num_users == 24 and run.model.num_items == 15
