@@ -25,6 +25,7 @@ from uibrec.data.readers import DataFormatError, read_delimited, read_movielens_
 from uibrec.data.registry import DATASETS, DatasetNotFoundError, load_dataset
 from uibrec.data.split import Split, leave_one_out, prepare
 from uibrec.evaluation import Evaluator, metrics_from_ranks, rank_metrics
+from uibrec.recommend import recommend, wants
 from uibrec.runs import evaluate_run, load_run, train
 
 __version__ = "0.1.0"
@@ -49,6 +50,8 @@ __all__ = [
     "rank_metrics",
     "read_delimited",
     "read_movielens_dat",
+    "recommend",
     "sample_candidates",
     "train",
+    "wants",
 ]

@@ -441,8 +441,9 @@ def fit(config: Config, split: Split, candidates: np.ndarray, progress: bool = F
     if progress and (parallel is None or parallel.is_main):
         from tqdm.auto import tqdm
 
+        # disable=None: no bar when stderr is not a terminal (logs, nohup), only log lines.
         bar = tqdm(epochs, desc=config.run_label(), unit="epoch", leave=False,
-                   initial=loop.epoch, total=config.epochs)
+                   initial=loop.epoch, total=config.epochs, disable=None)
         epochs = bar
     for epoch in epochs:
         stats = train_epoch(comp, optimizer, sampler, train_users, train_items,

@@ -116,7 +116,8 @@ def find_experiment_file(name_or_path, directory=None) -> Path:
         known = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
         raise ExperimentFileError(
             f"no experiment file {path}; known in {folder}: {', '.join(known) or 'none'} "
-            "(or give the path of a .yaml experiment file)")
+            "(give the path of a .yaml experiment file, --experiments DIR, or set "
+            "$UIBREC_EXPERIMENTS; the repository's experiments/ folder holds the paper's)")
     return path
 
 
