@@ -117,6 +117,20 @@ def test_sampler_is_seeded():
     assert torch.equal(a, b)
 
 
+def test_sampler_refuses_a_catalogue_beyond_32_bits():
+    with pytest.raises(ValueError, match="fewer than 2\\*\\*32 items"):
+        NegativeSampler(np.array([0]), np.array([0]), 1, 2**32)
+
+
+def test_sampler_draws_are_uniform_over_free_items():
+    # One user owns items 0..2 of 8: each of the 5 free items gets a fifth of the draws.
+    sampler = NegativeSampler(np.zeros(3, int), np.arange(3), 1, 8, seed=0)
+    draws = sampler.sample(torch.zeros(2000, dtype=torch.int64), 10).reshape(-1)
+    counts = np.bincount(draws.numpy(), minlength=8)
+    assert counts[:3].sum() == 0
+    np.testing.assert_allclose(counts[3:] / draws.numel(), 0.2, atol=0.01)
+
+
 def test_sampler_rejects_user_with_every_item():
     with pytest.raises(ValueError, match="1 users have interacted with every one of the 3"):
         NegativeSampler(np.array([0, 0, 0, 1]), np.array([0, 1, 2, 0]), 2, 3)

@@ -52,6 +52,8 @@ class NegativeSampler:
         users = np.asarray(train_users, dtype=np.int64)
         items = np.asarray(train_items, dtype=np.int64)
         self.num_users, self.num_items = num_users, num_items
+        if num_items >= 2**32:  # items come from 32-bit halves of the raw draws
+            raise ValueError(f"the sampler draws among fewer than 2**32 items; got {num_items}")
         counts = np.bincount(users, minlength=num_users)
         full = int((counts >= num_items).sum())
         if full:
