@@ -68,8 +68,9 @@ class NCF(EmbeddingModel):
     half is computed once per user and once per item, not once per (user, item) pair.
 
     Args:
-        layers: the tower's hidden sizes; the default halves from 64 to 8 (the paper
-            does not state the sizes it used).
+        layers: the tower's hidden sizes after the concatenation. The default halves
+            the ``2 * dim = 64`` inputs to 32, 16 and 8, the tower of He et al.'s own
+            experiments (the UIB paper does not state its sizes).
         tower: ``"scaled"`` (default) stores each weight divided by its layer's fan-in
             and starts it at He's initialisation (:class:`ScaledLinear`), which lets the
             tower train with Adagrad at the paper's lr of 1; ``"plain"`` is PyTorch's
@@ -80,7 +81,7 @@ class NCF(EmbeddingModel):
     native_loss = "bce"
 
     def __init__(self, num_users: int, num_items: int, dim: int = 32,
-                 layers: Sequence[int] = (64, 32, 16, 8), dropout: float = 0.0,
+                 layers: Sequence[int] = (32, 16, 8), dropout: float = 0.0,
                  init_std: float = 0.1, seed: int = 0, tower: str = "scaled"):
         super().__init__(num_users, num_items, dim, dropout, init_std, seed)
         layers = _check_layers(layers)
