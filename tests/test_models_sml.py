@@ -59,6 +59,22 @@ def test_sml_loss_by_hand():
     assert loss(_one_triplet()).item() == pytest.approx(-3.06)
 
 
+def test_sml_margin_term_averages_the_whole_margin_tables():
+    # The paper's L_AM: every user's and every item's margin counts, not only the batch's.
+    loss = LOSSES["sml"](num_users=4, num_items=2, lam=0.3, gamma=2.0)
+    with torch.no_grad():
+        loss.user_margin.copy_(torch.tensor([1.0, 0.2, 0.2, 0.2]))  # mean 0.4
+        loss.item_margin.copy_(torch.tensor([0.5, 1.0]))  # mean 0.75
+    value = loss(_one_triplet())
+    # hinges 0.7 + 0.3 * 0.8 = 0.94 (m_u = n_p = 1); 0.94 - 2 * (0.4 + 0.75) = -1.36
+    assert value.item() == pytest.approx(-1.36)
+    value.backward()
+    # user 0: +1 from its active hinge, -2/4 from the mean; users 1-3 only -2/4.
+    torch.testing.assert_close(loss.user_margin.grad, torch.tensor([0.5, -0.5, -0.5, -0.5]))
+    # item 0 (not in the batch): -2/2; item 1: +0.3 from the item-side hinge, -2/2.
+    torch.testing.assert_close(loss.item_margin.grad, torch.tensor([-1.0, -0.7]))
+
+
 def test_sml_uib_loss_by_hand():
     loss = LOSSES["sml_uib"](num_users=1, num_items=2, lam=0.3, gamma=2.0, alpha=0.5)
     # b_u = -0.3 (d_b = 0.3): [b - s_p + m]+ = [-0.3 + 0.2 + 1] = 0.9,
