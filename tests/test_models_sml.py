@@ -78,8 +78,14 @@ def test_sml_margin_term_averages_the_whole_margin_tables():
 def test_sml_uib_loss_by_hand():
     loss = LOSSES["sml_uib"](num_users=1, num_items=2, lam=0.3, gamma=2.0, alpha=0.5)
     # b_u = -0.3 (d_b = 0.3): [b - s_p + m]+ = [-0.3 + 0.2 + 1] = 0.9,
-    # [s_n - b + m]+ = [-0.5 + 0.3 + 1] = 0.8; 0.9 + 0.5 * 0.8 + 0.3 * 0.8 - 4 = -2.46.
-    assert loss(_one_triplet(torch.tensor([-0.3]))).item() == pytest.approx(-2.46)
+    # [s_n - b + m]+ = [-0.5 + 0.3 + 1] = 0.8. The paper's eq. 11 with its alpha = 1 / 0.5:
+    # 2 * 0.9 + 0.8 = 2.6, plus 0.3 * 0.8 item side, minus 2 * (1 + 1): -1.16.
+    assert loss(_one_triplet(torch.tensor([-0.3]))).item() == pytest.approx(-1.16)
+
+
+def test_sml_uib_refuses_alpha_zero():
+    with pytest.raises(ValueError, match="positive"):
+        LOSSES["sml_uib"](num_users=1, num_items=2, alpha=0.0)
 
 
 def test_sml_loss_averages_negatives_then_positives():
