@@ -2,8 +2,11 @@
 
 ``gather_dot`` in :mod:`uibrec.ops` calls these on the CPU; elsewhere (CUDA) it runs the
 same computation as PyTorch tensor code. Both give the same numbers up to float rounding,
-which a test checks. Dropout masks arrive as bytes: a byte at least ``threshold`` keeps its
-element, scaled by ``scale``; ``threshold = 0`` keeps everything.
+which a test checks. Dropout masks arrive as a 64-bit key: element ``n`` of a masked block
+is kept when byte ``n`` of the counter-based stream :func:`mask_word` is at least
+``threshold`` (and then scaled by ``scale``); ``threshold = 0`` keeps everything. The
+kernels compute the bytes they need where they need them, so no mask ever goes through
+memory, and :func:`uibrec.ops.mask_bytes` computes the same bytes as tensor code.
 """
 
 from __future__ import annotations
@@ -42,76 +45,117 @@ def set_threads(count: int) -> None:
 
 
 @_jit
-def _forward_rows(lo, hi, users, table, idx, mask, threshold, scale, out):
-    dim = users.shape[1]
+def _mix32(x):
+    """A bijection of 32-bit words whose output bits each depend on every input bit: two
+    xor-shift-multiply rounds, with the shifts and multipliers that C. Wellons' hash
+    prospector found for its low-bias 32-bit hash."""
+    x = np.uint32(x ^ (x >> np.uint32(16)))
+    x = np.uint32(x * np.uint32(0x21F0AAAD))
+    x = np.uint32(x ^ (x >> np.uint32(15)))
+    x = np.uint32(x * np.uint32(0x735A2D97))
+    return np.uint32(x ^ (x >> np.uint32(15)))
+
+
+@_jit
+def mask_word(word, key_lo, key_hi):
+    """Word ``word`` of the random stream of key ``(key_hi, key_lo)``: its four bytes,
+    lowest first, are the dropout bytes of elements ``4 word`` to ``4 word + 3``."""
+    inner = _mix32(np.uint32(word) ^ np.uint32(key_lo))
+    return _mix32(np.uint32(inner + np.uint32(key_hi)))
+
+
+@_jit
+def keep_block(start, key_lo, key_hi, threshold, scale, words, keep):
+    """``keep[t] = scale`` where byte ``start + t`` of the key's stream is at least
+    ``threshold``, else 0, for every ``t < len(keep)``; ``words`` is scratch space of at
+    least ``len(keep) // 4 + 2`` words."""
+    first, offset = start >> 2, start & 3
+    count = (offset + len(keep) + 3) >> 2
+    for w in range(count):
+        words[w] = mask_word(first + w, key_lo, key_hi)
+    stream = words.view(np.uint8)  # little-endian: byte t of the stream is byte t here
+    for t in range(len(keep)):
+        keep[t] = np.float32(stream[offset + t] >= threshold) * scale
+
+
+@_jit
+def fill_mask_bytes(key_lo, key_hi, out):
+    """``out[n]`` = byte ``n`` of the key's stream, for the tensor path on the CPU."""
+    words = np.empty((len(out) + 3) >> 2, dtype=np.uint32)
+    for w in range(len(words)):
+        words[w] = mask_word(w, key_lo, key_hi)
+    out[:] = words.view(np.uint8)[:len(out)]
+
+
+@_jit
+def _scratch(width):
+    """Words and float keep factors for one masked block of ``width`` elements."""
+    return np.empty(width // 4 + 2, dtype=np.uint32), np.ones(width, dtype=np.float32)
+
+
+@_jit
+def _forward_rows(lo, hi, users, table, idx, key_lo, key_hi, threshold, scale, out):
+    batch_width, dim = idx.shape[1], users.shape[1]
+    words, keep = _scratch(batch_width * dim)
     for b in range(lo, hi):
-        for k in range(idx.shape[1]):
+        if threshold != 0:
+            keep_block(b * batch_width * dim, key_lo, key_hi, threshold, scale, words, keep)
+        for k in range(batch_width):
             row = idx[b, k]
             acc = np.float32(0.0)
-            if threshold == 0:
-                for j in range(dim):
-                    acc += users[b, j] * table[row, j]
-            else:
-                # Branch-free so that the loop vectorises.
-                for j in range(dim):
-                    keep = np.float32(mask[b, k, j] >= threshold)
-                    acc += users[b, j] * table[row, j] * keep
-                acc *= scale
+            at = k * dim
+            for j in range(dim):
+                acc += users[b, j] * table[row, j] * keep[at + j]
             out[b, k] = acc
 
 
 @_jit
-def _backward_rows(lo, hi, grad, users, table, idx, mask, threshold, scale, grad_users,
-                   grad_table):
-    dim = users.shape[1]
+def _backward_rows(lo, hi, grad, users, table, idx, key_lo, key_hi, threshold, scale,
+                   grad_users, grad_table):
+    batch_width, dim = idx.shape[1], users.shape[1]
+    words, keep = _scratch(batch_width * dim)
     for b in range(lo, hi):
-        for k in range(idx.shape[1]):
+        if threshold != 0:
+            keep_block(b * batch_width * dim, key_lo, key_hi, threshold, scale, words, keep)
+        for k in range(batch_width):
             row = idx[b, k]
             g = grad[b, k]
-            if threshold != 0:
-                g *= scale
+            at = k * dim
             # Two loops of one store each: each vectorises.
-            if threshold == 0:
-                for j in range(dim):
-                    grad_users[b, j] += g * table[row, j]
-                for j in range(dim):
-                    grad_table[row, j] += g * users[b, j]
-            else:
-                for j in range(dim):
-                    keep = np.float32(mask[b, k, j] >= threshold)
-                    grad_users[b, j] += g * keep * table[row, j]
-                for j in range(dim):
-                    keep = np.float32(mask[b, k, j] >= threshold)
-                    grad_table[row, j] += g * keep * users[b, j]
+            for j in range(dim):
+                grad_users[b, j] += g * keep[at + j] * table[row, j]
+            for j in range(dim):
+                grad_table[row, j] += g * keep[at + j] * users[b, j]
 
 
 @_jit
-def gather_dot_forward(users, table, idx, mask, threshold, scale, out):
+def gather_dot_forward(users, table, idx, key_lo, key_hi, threshold, scale, out):
     """``out[b, k] = sum_j users[b, j] * table[idx[b, k], j] * keep(b, k, j)``."""
-    _forward_rows(0, idx.shape[0], users, table, idx, mask, threshold, scale, out)
+    _forward_rows(0, idx.shape[0], users, table, idx, key_lo, key_hi, threshold, scale, out)
 
 
 @_jit
-def gather_dot_backward(grad, users, table, idx, mask, threshold, scale,
+def gather_dot_backward(grad, users, table, idx, key_lo, key_hi, threshold, scale,
                         grad_users, grad_table):
     """Accumulate ``d out / d users`` into ``grad_users`` and ``d out / d table`` into
     ``grad_table`` (both zeroed by the caller)."""
-    _backward_rows(0, idx.shape[0], grad, users, table, idx, mask, threshold, scale,
-                   grad_users, grad_table)
+    _backward_rows(0, idx.shape[0], grad, users, table, idx, key_lo, key_hi, threshold,
+                   scale, grad_users, grad_table)
 
 
 @_jit_parallel
-def gather_dot_forward_parallel(users, table, idx, mask, threshold, scale, out, chunks):
+def gather_dot_forward_parallel(users, table, idx, key_lo, key_hi, threshold, scale, out,
+                                chunks):
     """:func:`gather_dot_forward` with the batch cut into ``chunks`` spans of rows, run
     on Numba's threads; the same numbers, since every output is one thread's."""
     batch = idx.shape[0]
     for c in prange(chunks):
         _forward_rows(c * batch // chunks, (c + 1) * batch // chunks, users, table, idx,
-                      mask, threshold, scale, out)
+                      key_lo, key_hi, threshold, scale, out)
 
 
 @_jit_parallel
-def gather_dot_backward_parallel(grad, users, table, idx, mask, threshold, scale,
+def gather_dot_backward_parallel(grad, users, table, idx, key_lo, key_hi, threshold, scale,
                                  grad_users, grad_table, partial):
     """:func:`gather_dot_backward` over ``chunks = len(partial)`` spans of the batch on
     Numba's threads. Rows of the table shared by two spans would be written by two
@@ -122,7 +166,7 @@ def gather_dot_backward_parallel(grad, users, table, idx, mask, threshold, scale
     for c in prange(chunks):
         partial[c] = 0.0
         _backward_rows(c * batch // chunks, (c + 1) * batch // chunks, grad, users, table,
-                       idx, mask, threshold, scale, grad_users, partial[c])
+                       idx, key_lo, key_hi, threshold, scale, grad_users, partial[c])
     for row in prange(grad_table.shape[0]):
         for c in range(chunks):
             for j in range(grad_table.shape[1]):
