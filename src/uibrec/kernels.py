@@ -21,18 +21,29 @@ except ImportError:  # pragma: no cover - numba is a dependency; this guards odd
 AVAILABLE = numba is not None
 
 
+# error_model="numpy": a float division by zero gives inf or nan, as in NumPy, instead of
+# a check for it that keeps the loop from vectorising.
+_OPTIONS = {"cache": True, "nogil": True, "boundscheck": False, "error_model": "numpy"}
+
+
 def _jit(func):
     if numba is None:
         return func
-    return numba.njit(cache=True, nogil=True, fastmath=True, boundscheck=False)(func)
+    return numba.njit(fastmath=True, **_OPTIONS)(func)
+
+
+def _jit_exact(func):
+    """Like ``_jit`` without fastmath: square roots and divisions stay IEEE, as torch's."""
+    if numba is None:
+        return func
+    return numba.njit(**_OPTIONS)(func)
 
 
 def _jit_parallel(func):
     """Like ``_jit``, with ``numba.prange`` loops split over Numba's threads."""
     if numba is None:
         return func
-    return numba.njit(cache=True, nogil=True, fastmath=True, boundscheck=False,
-                      parallel=True)(func)
+    return numba.njit(fastmath=True, parallel=True, **_OPTIONS)(func)
 
 
 prange = numba.prange if numba is not None else range
