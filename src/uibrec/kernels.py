@@ -194,10 +194,10 @@ def _is_training_item(bits, sorted_keys, key):
 
 @_jit
 def _item_of(words, k, num_items):
-    """Item number ``k`` of a stream of 32-bit halves of ``words``, mapped onto
-    ``[0, num_items)`` by a multiply and shift (bias below ``num_items / 2**32``)."""
-    word = words[k >> 1]
-    half = word >> np.uint64(32) if k & 1 else word & np.uint64(0xFFFFFFFF)
+    """Item number ``k`` of a stream of 32-bit halves of ``words`` (low half first),
+    mapped onto ``[0, num_items)`` by a multiply and shift (bias below ``num_items /
+    2**32``). Branch-free, so that a loop over ``k`` vectorises."""
+    half = (words[k >> 1] >> np.uint64((k & 1) << 5)) & np.uint64(0xFFFFFFFF)
     return np.int64((half * np.uint64(num_items)) >> np.uint64(32))
 
 
@@ -215,16 +215,21 @@ def draw_negatives(users, words, num_items, bits, sorted_keys, out):
     batch, width = out.shape
     total = 2 * len(words)
     used = batch * width
+    for b in range(batch):  # first every row's own items, in a loop that vectorises
+        for m in range(width):
+            out[b, m] = _item_of(words, b * width + m, num_items)
     for b in range(batch):
         base = users[b] * num_items
         for m in range(width):
-            item = _item_of(words, b * width + m, num_items)
-            while _is_training_item(bits, sorted_keys, base + item):
+            if len(bits):  # the common case first: its loads overlap, no call between
+                key = base + out[b, m]
+                if (bits[key >> 3] >> (key & 7)) & 1 == 0:
+                    continue
+            while _is_training_item(bits, sorted_keys, base + out[b, m]):
                 if used == total:
                     return -1
-                item = _item_of(words, used, num_items)
+                out[b, m] = _item_of(words, used, num_items)
                 used += 1
-            out[b, m] = item
     return used
 
 
