@@ -227,15 +227,6 @@ def _row_loss(scores, boundary, uib, alpha, pos_coef, neg_coef, grads, xs, zs, b
 
 
 @kernels._jit
-def _mark(row, seen, rows, count):
-    if not seen[row]:
-        seen[row] = 1
-        rows[count] = row
-        count += 1
-    return count
-
-
-@kernels._jit
 def _forward_backward(users, pos, negatives, user_table, item_table, weight, bias,
                       grad_users, grad_items, grad_weight, grad_bias, seen_users, seen_items,
                       user_rows, item_rows, uib, alpha, weight_decay, user_key_lo, user_key_hi,
@@ -250,6 +241,7 @@ def _forward_backward(users, pos, negatives, user_table, item_table, weight, bia
     decay = np.float32(weight_decay / batch)
     user_words, user_keep = kernels._scratch(dim)
     item_words, item_keep = kernels._scratch(block)
+    masked = np.empty(block, dtype=np.float32)  # the row's item vectors, dropped out
     user_vec = np.empty(dim, dtype=np.float32)
     grad_user = np.empty(dim, dtype=np.float32)
     scores = np.empty(width + 1, dtype=np.float32)
@@ -280,7 +272,8 @@ def _forward_backward(users, pos, negatives, user_table, item_table, weight, bia
             row, at = items[k], k * dim
             acc = np.float32(0.0)
             for j in range(dim):
-                acc += user_vec[j] * item_table[row, j] * item_keep[at + j]
+                masked[at + j] = item_table[row, j] * item_keep[at + j]
+                acc += user_vec[j] * masked[at + j]
             scores[k] = acc
 
         loss, grad_boundary, row_wrong, row_wrong_pairs = _row_loss(
@@ -294,13 +287,19 @@ def _forward_backward(users, pos, negatives, user_table, item_table, weight, bia
         for k in range(width + 1):
             row, at, g = items[k], k * dim, grads[k]
             for j in range(dim):
-                grad_user[j] += g * item_keep[at + j] * item_table[row, j]
+                grad_user[j] += g * masked[at + j]
             for j in range(dim):
                 grad_items[row, j] += g * item_keep[at + j] * user_vec[j]
-            num_items = _mark(row, seen_items, item_rows, num_items)
+            if not seen_items[row]:
+                seen_items[row] = 1
+                item_rows[num_items] = row
+                num_items += 1
         for j in range(dim):
             grad_users[user, j] += grad_user[j] * user_keep[j]
-        num_users = _mark(user, seen_users, user_rows, num_users)
+        if not seen_users[user]:
+            seen_users[user] = 1
+            user_rows[num_users] = user
+            num_users += 1
         if uib:
             for j in range(dim):
                 grad_weight[0, j] += grad_boundary * user_vec[j]
