@@ -167,63 +167,62 @@ def _exp_terms(xs, out, bits):
 
 
 @kernels._jit
-def _softplus_sum(scores, shift, sign, coef, grads, xs, zs, bits):
-    """``sum_k softplus(sign * (scores[k] - shift))``, with ``grads[k] = coef *
-    softplus'(...)`` (d of the sum by ``scores[k]``, times ``coef``, when ``sign`` is 1).
-    As torch's softplus: linear above 20, and its derivative ``exp(x) / (1 + exp(x))`` is
-    0 where ``exp(x)`` underflows float32 (below -103.3). ``xs``, ``zs`` and ``bits`` are
-    scratch as long as ``scores``.
+def _softplus(x):
+    """torch's softplus: ``log1p(exp(x))``, and ``x`` itself above 20."""
+    return x if x > 20 else np.log1p(np.exp(x))
 
-    The logarithm is taken once per 32 scores, of the product of their ``1 + exp(x)`` in
-    float64 (each below 4.9e8, so 32 of them stay below 1e279): a ``log1p`` per score
-    cost more than the rest of the step.
-    """
-    for k in range(len(scores)):
-        xs[k] = sign * (scores[k] - shift)
-    _exp_terms(xs, zs, bits)
-    linear = np.float32(0.0)
-    for k in range(len(scores)):
-        x, z = xs[k], zs[k]
-        z = z if x > np.float32(-103.3) else np.float32(0.0)
-        grads[k] = coef * (z / (z + np.float32(1.0)))
-        linear += x if x > 20 else np.float32(0.0)
-        zs[k] = np.float32(0.0) if x > 20 else z  # its factor 1 + 0 leaves the product
-    logs = 0.0
-    for start in range(0, len(scores), 32):
-        product = 1.0
-        for z in zs[start:start + 32]:
-            product *= 1.0 + z
-        logs += np.log(product)
-    return linear + logs
+
+@kernels._jit
+def _sigmoid(x):
+    """softplus'(x) as torch's softplus_backward computes it: 1 above 20."""
+    z = np.exp(min(x, np.float32(20.0)))
+    return np.float32(1.0) if x > 20 else z / (z + np.float32(1.0))
 
 
 @kernels._jit
 def _row_loss(scores, boundary, uib, alpha, pos_coef, neg_coef, grads, xs, zs, bits):
     """Loss of one batch row from its scores ``(1 + M,)``, positive first; writes d loss
     / d score into ``grads`` and returns ``(loss, d loss / d boundary, wrong samples,
-    wrong pairs)``; ``xs``, ``zs`` and ``bits`` are scratch (see :func:`_softplus_sum`)."""
+    wrong pairs)``. ``xs``, ``zs`` and ``bits`` are scratch as long as ``scores``.
+
+    UIB: ``softplus(b - s_p) + alpha * mean_m softplus(s_m - b)``; BPR: ``mean_m
+    softplus(s_m - s_p)``. The M negative terms share one vectorised pass: ``exp`` by
+    :func:`_exp_terms`, and one logarithm per 32 terms, of the product of their
+    ``1 + exp(x)`` in float64 (each below 4.9e8, so 32 of them stay below 1e279): a
+    ``log1p`` per score cost more than the rest of the step. As torch's softplus, a term
+    is linear above 20, and its derivative ``exp(x) / (1 + exp(x))`` is 0 where ``exp(x)``
+    underflows float32 (below -103.3).
+    """
     width = len(scores) - 1
-    if uib:  # softplus(b - s_p) + alpha * mean_m softplus(s_m - b)
-        loss = _softplus_sum(scores[:1], boundary, np.float32(-1.0), -pos_coef, grads[:1],
-                             xs[:1], zs[:1], bits[:1])
-        loss += alpha / width * _softplus_sum(scores[1:], boundary, np.float32(1.0), neg_coef,
-                                              grads[1:], xs[1:], zs[1:], bits[1:])
-        grad_boundary = -grads[0]
-        neg_wrong = 0
-        for m in range(1, width + 1):
-            grad_boundary -= grads[m]
-            neg_wrong += scores[m] > boundary
-        pos_wrong = scores[0] < boundary
-        return loss, grad_boundary, pos_wrong + neg_wrong, width if pos_wrong else neg_wrong
-    # BPR: mean_m softplus(s_m - s_p)
-    loss = _softplus_sum(scores[1:], scores[0], np.float32(1.0), neg_coef, grads[1:],
-                         xs[1:], zs[1:], bits[1:]) / width
-    grads[0] = 0.0
+    shift = boundary if uib else scores[0]
+    for k in range(len(scores)):
+        xs[k] = scores[k] - shift
+    _exp_terms(xs, zs, bits)
+    linear, logs = np.float32(0.0), 0.0
+    grad_sum = np.float32(0.0)
     wrong = 0
-    for m in range(1, width + 1):
-        grads[0] -= grads[m]
-        wrong += scores[m] > scores[0]
-    return loss, np.float32(0.0), wrong, wrong
+    for start in range(1, width + 1, 32):
+        product = 1.0
+        for k in range(start, min(start + 32, width + 1)):
+            x = xs[k]
+            z = zs[k] if x > np.float32(-103.3) else np.float32(0.0)
+            g = neg_coef * (z / (z + np.float32(1.0)))
+            grads[k] = g
+            grad_sum += g
+            linear += x if x > 20 else np.float32(0.0)
+            product *= 1.0 if x > 20 else 1.0 + z
+            wrong += scores[k] > shift
+        logs += np.log(product)
+    neg_loss = linear + logs
+
+    if not uib:
+        grads[0] = -grad_sum
+        return neg_loss / width, np.float32(0.0), wrong, wrong
+    x = boundary - scores[0]
+    grads[0] = -pos_coef * _sigmoid(x)
+    loss = _softplus(x) + alpha / width * neg_loss
+    pos_wrong = scores[0] < boundary
+    return loss, -grads[0] - grad_sum, pos_wrong + wrong, width if pos_wrong else wrong
 
 
 @kernels._jit
