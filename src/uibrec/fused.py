@@ -99,10 +99,12 @@ class FusedStep:
             self.params += [np.zeros((1, 1), np.float32), np.zeros(1, np.float32)]
             self.sums += [np.zeros((1, 1), np.float32), np.zeros(1, np.float32)]
             self.rates = np.vstack([self.rates, np.zeros((2, 2), np.float32)])
-        # Gradient buffers and touched-row marks: zero between calls (the kernel clears
+        # Gradient buffers of items and the boundary, marks of touched items, and rows of
+        # users in the batch's user gradients: zero (-1) between calls (the kernel clears
         # what it used).
-        self.grads = [np.zeros_like(p) for p in self.params]
-        self.seen = [np.zeros(len(p), dtype=np.uint8) for p in self.params[:2]]
+        self.grads = [np.zeros_like(p) for p in self.params[1:]]
+        self.seen = [np.full(len(self.params[0]), -1, dtype=np.int64),
+                     np.zeros(len(self.params[1]), dtype=np.uint8)]
         self.alpha = float(getattr(comp.loss, "alpha", 1.0))
         self.uib = comp.boundary is not None
         self.weight_decay = float(weight_decay)
@@ -227,11 +229,14 @@ def _row_loss(scores, boundary, uib, alpha, pos_coef, neg_coef, grads, xs, zs, b
 
 @kernels._jit
 def _forward_backward(users, pos, negatives, user_table, item_table, weight, bias,
-                      grad_users, grad_items, grad_weight, grad_bias, seen_users, seen_items,
+                      grad_users, grad_items, grad_weight, grad_bias, user_slots, seen_items,
                       user_rows, item_rows, uib, alpha, weight_decay, user_key_lo, user_key_hi,
                       item_key_lo, item_key_hi, threshold, scale, totals):
     """Gradients of the batch's loss added into the ``grad_*`` buffers; the touched rows
-    listed in ``user_rows`` and ``item_rows``, whose counts are returned."""
+    listed in ``user_rows`` and ``item_rows``, whose counts are returned. The gradient of
+    user ``user_rows[s]`` is row ``s`` of ``grad_users`` ``(B, d)`` (``user_slots`` maps
+    users to rows, -1 for none): a table-sized buffer spread the batch's writes over more
+    memory than the caches hold."""
     batch, width = negatives.shape
     dim = user_table.shape[1]
     block = (width + 1) * dim
@@ -293,19 +298,20 @@ def _forward_backward(users, pos, negatives, user_table, item_table, weight, bia
                 seen_items[row] = 1
                 item_rows[num_items] = row
                 num_items += 1
-        for j in range(dim):
-            grad_users[user, j] += grad_user[j] * user_keep[j]
-        if not seen_users[user]:
-            seen_users[user] = 1
-            user_rows[num_users] = user
+        slot = user_slots[user]
+        if slot < 0:
+            slot = user_slots[user] = num_users
+            user_rows[slot] = user
             num_users += 1
+        for j in range(dim):
+            grad_users[slot, j] += grad_user[j] * user_keep[j]
         if uib:
             for j in range(dim):
                 grad_weight[0, j] += grad_boundary * user_vec[j]
             grad_bias[0] += grad_boundary
 
         if weight_decay != 0:  # decay / 2 * (|P_u|^2 + |Q_p|^2 + mean_m |Q_n|^2) per row
-            loss_sum += _decay_row(user, items, user_table, item_table, grad_users,
+            loss_sum += _decay_row(user, slot, items, user_table, item_table, grad_users,
                                    grad_items, weight_decay, decay, width)
     totals[0] += loss_sum
     totals[1] += wrong
@@ -314,12 +320,12 @@ def _forward_backward(users, pos, negatives, user_table, item_table, weight, bia
 
 
 @kernels._jit
-def _decay_row(user, items, user_table, item_table, grad_users, grad_items, weight_decay,
-               decay, width):
+def _decay_row(user, slot, items, user_table, item_table, grad_users, grad_items,
+               weight_decay, decay, width):
     squares = np.float32(0.0)
     for j in range(user_table.shape[1]):
         squares += user_table[user, j] * user_table[user, j]
-        grad_users[user, j] += decay * user_table[user, j]
+        grad_users[slot, j] += decay * user_table[user, j]
     for k in range(width + 1):
         row = items[k]
         share = np.float32(1.0) if k == 0 else np.float32(1.0 / width)
@@ -352,22 +358,24 @@ def _adagrad_rows(param, state_sum, grad, rows, count, lr, eps):
 
 @kernels._jit
 def _train_step(users, pos, negatives, user_table, item_table, weight, bias, user_sum,
-                item_sum, weight_sum, bias_sum, grad_users, grad_items, grad_weight,
-                grad_bias, seen_users, seen_items, user_rows, item_rows, rates, uib, alpha,
+                item_sum, weight_sum, bias_sum, grad_items, grad_weight, grad_bias,
+                user_slots, seen_items, user_rows, item_rows, rates, uib, alpha,
                 weight_decay, user_key_lo, user_key_hi, item_key_lo, item_key_hi,
                 threshold, scale, totals):
+    grad_users = np.zeros((len(user_rows), user_table.shape[1]), dtype=np.float32)
     num_users, num_items = _forward_backward(
         users, pos, negatives, user_table, item_table, weight, bias, grad_users, grad_items,
-        grad_weight, grad_bias, seen_users, seen_items, user_rows, item_rows, uib, alpha,
+        grad_weight, grad_bias, user_slots, seen_items, user_rows, item_rows, uib, alpha,
         weight_decay, user_key_lo, user_key_hi, item_key_lo, item_key_hi, threshold, scale,
         totals)
 
     for i in range(num_users):
-        seen_users[user_rows[i]] = 0
+        user = user_rows[i]
+        user_slots[user] = -1
+        _adagrad_row(user_table[user], user_sum[user], grad_users[i], rates[0, 0],
+                     rates[0, 1])
     for i in range(num_items):
         seen_items[item_rows[i]] = 0
-    _adagrad_rows(user_table, user_sum, grad_users, user_rows, num_users, rates[0, 0],
-                  rates[0, 1])
     _adagrad_rows(item_table, item_sum, grad_items, item_rows, num_items, rates[1, 0],
                   rates[1, 1])
     if uib:
