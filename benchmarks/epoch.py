@@ -74,16 +74,21 @@ def main() -> None:
     users = torch.as_tensor(split.train.user_idx)
     items = torch.as_tensor(split.train.item_idx)
     generator = torch.Generator().manual_seed(0)
-    times = []
+    times, cpu_times = [], []
     for epoch in range(1, args.epochs + 1):
+        cpu_start = time.process_time()
         stats = train_epoch(comp, optimizer, sampler, users, items, config.batch_size,
                             config.weight_decay, generator)
         times.append(stats.seconds)
-        print(f"epoch {epoch}: {stats.seconds:.2f}s loss {stats.loss:.4f}")
+        # CPU seconds: on a busy machine wall seconds include the waits for a core.
+        cpu_times.append(time.process_time() - cpu_start)
+        print(f"epoch {epoch}: {stats.seconds:.2f}s ({cpu_times[-1]:.2f} CPU s) "
+              f"loss {stats.loss:.4f}")
     best = min(times)
     scored = len(split.train) * (1 + comp.num_negatives)
-    print(f"{args.model}+{comp.loss_name} M={comp.num_negatives}: best epoch {best:.2f}s, "
-          f"{scored / best / 1e6:.1f}M item scores/s")
+    print(f"{args.model}+{comp.loss_name} M={comp.num_negatives}: best epoch {best:.2f}s "
+          f"({min(cpu_times):.2f} CPU s), {scored / best / 1e6:.1f}M item scores/s; "
+          f"load {open('/proc/loadavg').read().split()[0]}")
 
     evaluator = Evaluator(split, candidates)
     for protocol in ("sampled", "full"):

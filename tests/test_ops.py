@@ -1,3 +1,4 @@
+import numpy as np
 import torch
 
 from uibrec.ops import Dropout, batch_dot
@@ -87,3 +88,46 @@ def test_parallel_gather_dot_matches_serial(p, monkeypatch):
     torch.testing.assert_close(t1, t2, rtol=1e-5, atol=1e-5)
     assert ops._kernel_threads(idx) == 2
     assert ops._kernel_threads(idx[:100]) == 1  # under 64 rows a thread: not worth it
+
+
+def _reference_words(count, key):
+    # The stream in NumPy's wrapping uint32 arithmetic, written out from its definition.
+    def mix(x):
+        x = x ^ (x >> np.uint32(16))
+        x = x * np.uint32(0x21F0AAAD)
+        x = x ^ (x >> np.uint32(15))
+        x = x * np.uint32(0x735A2D97)
+        return x ^ (x >> np.uint32(15))
+
+    lo, hi = np.uint32(key & 0xFFFFFFFF), np.uint32(key >> 32)
+    with np.errstate(over="ignore"):
+        return mix(mix(np.arange(count, dtype=np.uint32) ^ lo) + hi)
+
+
+@pytest.mark.parametrize("use_kernels", [True, False])
+def test_mask_bytes_are_the_little_endian_bytes_of_the_hashed_words(use_kernels, monkeypatch):
+    monkeypatch.setattr(ops.kernels, "AVAILABLE", use_kernels)
+    key = 0x9E3779B97F4A7C15
+    got = ops.mask_bytes(key, (3, 7)).numpy()
+    words = _reference_words(6, key)  # 21 bytes take 6 words
+    expected = np.stack([(words >> np.uint32(s)) & np.uint32(255) for s in (0, 8, 16, 24)], 1)
+    np.testing.assert_array_equal(got.reshape(-1), expected.reshape(-1)[:21])
+    # mix32(0) = 0: key 0 maps word 0 to 0, so its first four bytes are 0.
+    assert ops.mask_bytes(0, (4,)).tolist() == [0, 0, 0, 0]
+
+
+def test_mask_bytes_are_uniform_and_differ_between_keys():
+    a = ops.mask_bytes(1, (1 << 18,)).numpy()
+    b = ops.mask_bytes(2, (1 << 18,)).numpy()
+    counts = np.bincount(a, minlength=256)
+    # 1024 expected per value; a chi-square over 255 degrees of freedom stays under 330
+    # with probability above 0.999.
+    assert ((counts - 1024) ** 2 / 1024).sum() < 330
+    assert abs((a == b).mean() - 1 / 256) < 0.001  # unrelated streams agree by chance
+
+
+def test_dropout_draws_one_key_per_block():
+    drop = Dropout(0.1, seed=5)
+    keys = np.random.default_rng(5).bit_generator.random_raw(2)
+    assert torch.equal(drop.bytes((2, 3)), ops.mask_bytes(int(keys[0]), (2, 3)))
+    assert drop.draw_key() == int(keys[1])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import uibrec.fused
 import uibrec.training
 from uibrec.config import make_config
 from uibrec.training import (
@@ -23,6 +24,8 @@ def _train(split, sparse: bool, monkeypatch, epochs: int = 3):
     # Batch 4 over 16 users: 4 users a batch row, so the rule picks sparse at its default
     # threshold of 8 only when lowered; force each way through the threshold.
     monkeypatch.setattr(uibrec.training, "SPARSE_MIN_USERS_PER_ROW", 1 if sparse else 10**9)
+    # The general step, whose gradients these are (the fused one: tests/test_fused.py).
+    monkeypatch.setattr(uibrec.fused, "ENABLED", False)
     config = make_config({"model": "mf", "loss": "uib", "dim": 8, "lr": 0.5, "alpha": 2.0,
                           "dropout": 0.1, "batch_size": 4, "weight_decay": 0.01})
     comp, optimizer, sampler, _, users, items = setup_training(

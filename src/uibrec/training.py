@@ -23,6 +23,7 @@ from uibrec.data.candidates import load_or_sample_candidates
 from uibrec.data.registry import load_dataset
 from uibrec.data.split import Split, leave_one_out, prepare
 from uibrec.evaluation import Evaluator
+from uibrec.fused import make_fused_step
 from uibrec.losses import LOSSES, Loss, LossInput, resolve_loss_name
 from uibrec.models import BoundaryHead, Recommender, get_model_class
 from uibrec.sampling import NegativeSampler
@@ -271,9 +272,14 @@ def train_epoch(comp: Components, optimizer, sampler: NegativeSampler, train_use
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     wrong_sum = torch.zeros(2, dtype=torch.int64, device=device)
     sizes = np.zeros(3, dtype=np.int64)  # samples, pairs, positives
+    # MF with UIB or BPR under Adagrad on the CPU: the whole step in one compiled call.
+    fused = make_fused_step(comp, optimizer, weight_decay) if parallel is None else None
     for lo, hi in bounds:
         users, pos = users_all[lo:hi], items_all[lo:hi]
         negatives = sampler.sample(users, comp.num_negatives)  # (B, M)
+        if fused is not None:
+            fused(users, pos, negatives)
+            continue
 
         loss, wrong, batch_sizes = batch_loss(users, pos, negatives, weight_decay)
 
@@ -286,6 +292,8 @@ def train_epoch(comp: Components, optimizer, sampler: NegativeSampler, train_use
         loss_sum += loss.detach() * len(users)
         wrong_sum += wrong
         sizes += (*batch_sizes, len(users))
+    if fused is not None:
+        loss_sum, wrong_sum, sizes = fused.finish()
     if parallel is not None:
         loss_sum, wrong_sum, sizes = parallel.sum_over_processes(loss_sum, wrong_sum, sizes)
     mean_loss = loss_sum.item() / max(sizes[2], 1)
