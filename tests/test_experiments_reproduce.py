@@ -11,6 +11,7 @@ from synthetic_experiment import write_experiment
 import uibrec.runs
 from uibrec.cli import main
 from uibrec.evaluation import metrics_from_ranks
+from uibrec.experiments.report import write_report
 from uibrec.experiments.reproduce import reproduce
 from uibrec.experiments.spec import ExperimentFileError
 
@@ -45,6 +46,12 @@ def test_reproduction_interrupted_twice_then_resumed(tmp_path, monkeypatch):
     assert (first.complete, first.new_runs, first.skipped_runs) == (False, 3, 0)
     assert len(_ledger(out)) == 3
     assert "**Incomplete**: tiny-mf-uib (1/2 runs)" in first.report.read_text()
+    # A report made while a configuration still runs finds its plan entry saying 0 runs
+    # done (the plan is written when a configuration ends); the ledger's count wins.
+    plan = json.loads((out / "plan.json").read_text())
+    plan["tiny-mf-uib"]["runs_done"] = 0
+    stale = write_report(out, plan=plan, n_boot=10).read_text()
+    assert "**Incomplete**: tiny-mf-uib (1/2 runs)" in stale
 
     # 2. Killed during its next run: nothing is recorded for it.
     killer = CountingTrain(fail_at=1)

@@ -199,8 +199,18 @@ def write_report(root, plan: dict | None = None, n_boot: int = 1000, test: str =
 
     which = (f"the per-user paired bootstrap ({n_boot} resamples) of each user's metric "
              "averaged over seeds") if test == "user" else "the per-seed paired t-test"
-    missing = [f"{k} ({v['runs_done']}/{v['runs_planned']} runs)" for k, v in plan.items()
-               if v.get("runs_done", 0) < v.get("runs_planned", 0)]
+    # Counted from the ledger: the plan's own count is only written once a configuration
+    # ends, so a report made while one runs would understate it.
+    done: dict[tuple, int] = {}
+    for r in runs:
+        key = (r["dataset"], r["model"], r["loss"], r["settings_hash"])
+        done[key] = done.get(key, 0) + 1
+    missing = []
+    for k, v in plan.items():
+        count = done.get((v.get("dataset"), v.get("model"), v.get("loss"),
+                          v.get("settings_hash")), v.get("runs_done", 0))
+        if count < v.get("runs_planned", 0):
+            missing.append(f"{k} ({count}/{v['runs_planned']} runs)")
     text = [f"# {title}", ""]
     if missing:
         text += ["**Incomplete**: " + ", ".join(missing) + ". Rerun the same command to "
