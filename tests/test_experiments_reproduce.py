@@ -105,6 +105,22 @@ def _check_outputs(out, records, report):
     assert "| tiny | mf | uib | paper | 0.5 | 0.0 | 1.0 | 0.0 | 64 | 32 | 3 | – |" in report
 
 
+def test_a_reproduction_of_some_configurations_keeps_the_plan_of_the_others(tmp_path):
+    # A bug: the second command wrote a plan of its own configuration only, so the report
+    # lost the first one's settings row and its planned count.
+    experiment = write_experiment(tmp_path / "exp")
+    out = tmp_path / "out"
+    args = dict(datasets=[str(experiment)], models=["mf"], seeds=1, output=out, n_boot=10)
+    reproduce(**args, losses=["native"])
+    report = reproduce(**args, losses=["uib"]).report.read_text()
+
+    plan = json.loads((out / "plan.json").read_text())
+    assert sorted(plan) == ["tiny-mf-native", "tiny-mf-uib"]
+    assert [plan[k]["runs_done"] for k in sorted(plan)] == [1, 1]
+    assert "| tiny | mf | native | paper |" in report
+    assert "| tiny | mf | uib | paper |" in report
+
+
 def test_reproduction_with_search(tmp_path):
     experiment = write_experiment(tmp_path / "exp")
     out = tmp_path / "out"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,9 +57,15 @@ def plan_experiments(datasets, models, losses=LOSSES, experiments_dir=None) -> l
 
 
 def _save_plan(root: Path, plan: dict) -> None:
-    tmp = root / (PLAN_FILE + ".tmp")
-    tmp.write_text(json.dumps(plan, indent=2, default=float))
-    tmp.replace(root / PLAN_FILE)
+    """Write ``plan`` over its own entries of the folder's plan, keeping the others: a
+    reproduction of some models (or another process on the same folder) leaves the
+    configurations it does not run as they were."""
+    path = root / PLAN_FILE
+    merged = json.loads(path.read_text()) if path.is_file() else {}
+    merged.update(plan)
+    tmp = root / f"{PLAN_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(merged, indent=2, default=float))
+    tmp.replace(path)
 
 
 def reproduce(datasets, models, losses=LOSSES, seeds=5, output="results/reproduce",
@@ -127,7 +134,7 @@ def reproduce(datasets, models, losses=LOSSES, seeds=5, output="results/reproduc
                        "to continue", counter.new)
         _count_done(plan, ledger, seeds)
         _save_plan(root, plan)
-    report = write_report(root, plan, n_boot=n_boot, test=test)
+    report = write_report(root, n_boot=n_boot, test=test)  # reads the merged plan
     return ReproduceResult(report, complete, counter.new, counter.skipped)
 
 
