@@ -8,7 +8,14 @@ import torch
 
 from uibrec.data.candidates import sample_candidates
 from uibrec.evaluation import Evaluator
-from uibrec.models.lightgcn import LightGCN, normalized_adjacency, propagate, sparse_mm
+from uibrec.models.lightgcn import (
+    LightGCN,
+    normalized_adjacency,
+    propagate,
+    sparse_mm,
+    sparse_mm_from_rows,
+    sparse_mm_rows,
+)
 
 # Users 0..2, items 0..3; the pair (0, 0) is given twice and counts once.
 # deg u = 2, 3, 1; deg i = 1, 2, 1, 2.
@@ -111,7 +118,8 @@ def test_evaluation_propagates_once(monkeypatch, synthetic_split, make_component
     _, comp = make_components("lightgcn", "uib", split)
     calls = []
     original = LightGCN.propagate
-    monkeypatch.setattr(LightGCN, "propagate", lambda self: calls.append(1) or original(self))
+    monkeypatch.setattr(LightGCN, "propagate",
+                        lambda self, *rows: calls.append(1) or original(self, *rows))
     evaluator = Evaluator(split, sample_candidates(split, 5), batch_size=3)  # several batches
     evaluator.evaluate(comp.model, "valid")
     evaluator.evaluate(comp.model, "test", "full")
@@ -142,3 +150,42 @@ def test_moving_the_model_drops_the_cache():
     model.prepare()
     model.to(torch.float64)
     assert model.score_all(torch.arange(3)).dtype == torch.float64
+
+
+def test_row_kernels_by_hand():
+    matrix, transpose = normalized_adjacency(EDGES_USERS, EDGES_ITEMS, 3, 4)
+    items = torch.arange(8, dtype=torch.float32).reshape(4, 2)  # item i = (2i, 2i + 1)
+    # Only user 1's row: R[1] @ items = 0.4082 * (2, 3) + 0.5774 * (4, 5) + 0.4082 * (6, 7).
+    out = sparse_mm_rows(matrix, items, np.array([1]))
+    expected = np.sqrt(1 / 6) * np.array([8.0, 10.0]) + np.sqrt(1 / 3) * np.array([4.0, 5.0])
+    np.testing.assert_allclose(out[1].numpy(), expected, rtol=1e-6)
+    assert (out[[0, 2]] == 0).all()
+    # Users 0 and 2 hold (1, 1) and (2, 0), user 1 zero: R.T @ users read from their rows.
+    users = torch.tensor([[1.0, 1.0], [0.0, 0.0], [2.0, 0.0]])
+    out = sparse_mm_from_rows(matrix, transpose, users, np.array([0, 2]))
+    expected = [[np.sqrt(1 / 2)] * 2, [0.5, 0.5], [0, 0], [np.sqrt(1 / 2) * 2, 0]]
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("negatives", [1, 6], ids=["few items (scatter)", "most items"])
+def test_a_step_that_names_its_rows_trains_as_a_full_one(negatives):
+    # The last layer computed for the batch's rows only, and the backward's first layer
+    # reading only them, give the batch the same scores and the weights the same gradient.
+    rng = np.random.default_rng(3)
+    users, items = rng.integers(0, 40, 400), rng.integers(0, 30, 400)
+    batch_users = torch.tensor([0, 5, 5, 17])
+    batch_items = torch.as_tensor(rng.integers(0, 30, (4, 1 + negatives)))
+    results = []
+    for named in (False, True):
+        torch.manual_seed(0)
+        model = LightGCN(40, 30, dim=4, layers=3, train_users=users, train_items=items)
+        model.train()
+        model.prepare(batch_users, batch_items) if named else model.prepare()
+        scores = model.score_items(model.users(batch_users), batch_items)
+        (scores * torch.linspace(-1, 1, scores.numel()).view_as(scores)).sum().backward()
+        results.append((scores.detach(), model.user_embedding.grad, model.item_embedding.grad))
+    (full_scores, full_users, full_items), (scores, grad_users, grad_items) = results
+    assert torch.equal(scores, full_scores)  # the same sums in the same order
+    torch.testing.assert_close(grad_users, full_users, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(grad_items, full_items, rtol=1e-5, atol=1e-7)
+    assert grad_users.abs().sum() > 0 and grad_items.abs().sum() > 0

@@ -291,3 +291,37 @@ def csr_matmul(indptr, indices, values, dense, out):
             weight = values[at]
             for j in range(dim):
                 out[row, j] += weight * dense[col, j]
+
+
+@_jit_parallel
+def csr_matmul_rows(indptr, indices, values, dense, rows, out):
+    """``out[r] = M[r] @ dense`` for each ``r`` in ``rows`` (other rows of ``out`` are
+    left as they are), the same sums in the same order as :func:`csr_matmul`."""
+    dim = dense.shape[1]
+    for k in prange(len(rows)):
+        row = rows[k]
+        for j in range(dim):
+            out[row, j] = 0.0
+        for at in range(indptr[row], indptr[row + 1]):
+            col = indices[at]
+            weight = values[at]
+            for j in range(dim):
+                out[row, j] += weight * dense[col, j]
+
+
+@_jit
+def csr_scatter_rows(indptr, indices, values, src, rows, out):
+    """``out = M.T @ src`` when ``src`` is zero outside ``rows``: each listed row of ``M``
+    adds ``M[r, c] * src[r]`` into ``out[c]``. It reads only those rows, where the product
+    with ``M.T`` in CSR form reads all of it; one thread (the writes collide)."""
+    dim = src.shape[1]
+    for i in range(out.shape[0]):
+        for j in range(dim):
+            out[i, j] = 0.0
+    for k in range(len(rows)):
+        row = rows[k]
+        for at in range(indptr[row], indptr[row + 1]):
+            col = indices[at]
+            weight = values[at]
+            for j in range(dim):
+                out[col, j] += weight * src[row, j]

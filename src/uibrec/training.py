@@ -196,9 +196,9 @@ def _batch_loss(comp: Components, users, pos, negatives, weight_decay: float):
     """Loss of one batch and its :func:`count_corrupted` counts (for the corrupted
     rate), computed from the same scores."""
     model = comp.model
-    model.prepare()
-    user_vecs = model.users(users)  # (B, d)
     items = torch.cat([pos.unsqueeze(1), negatives], dim=1)  # (B, 1+M)
+    model.prepare(users, items)
+    user_vecs = model.users(users)  # (B, d)
     scores = model.score_items(user_vecs, items)  # (B, 1+M)
     batch = LossInput(scores[:, 0], scores[:, 1:], user_idx=users, pos_items=pos,
                       neg_items=negatives)

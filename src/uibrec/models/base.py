@@ -40,8 +40,10 @@ class Recommender(nn.Module):
         """The parameters whose gradients are row-sparse under ``sparse_gradients``."""
         return []
 
-    def prepare(self) -> None:
-        """Recompute anything shared by all scores of the next batch (default: nothing)."""
+    def prepare(self, user_idx: torch.Tensor | None = None,
+                item_idx: torch.Tensor | None = None) -> None:
+        """Recompute anything shared by all scores of the next batch (default: nothing).
+        A training step names the users and items it will read, and reads no others."""
 
     def users(self, user_idx: torch.Tensor) -> torch.Tensor:
         """User representations ``(..., dim)``; the boundary head reads these."""

@@ -65,13 +65,72 @@ def sparse_mm(matrix: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
     return torch.sparse.mm(matrix, dense)
 
 
+def _fast_path(matrix: torch.Tensor, dense: torch.Tensor) -> bool:
+    return (kernels.AVAILABLE and dense.device.type == "cpu"
+            and dense.dtype == torch.float32 and matrix.dtype == torch.float32)
+
+
+def _csr_arrays(matrix: torch.Tensor):
+    return matrix.crow_indices().numpy(), matrix.col_indices().numpy(), matrix.values().numpy()
+
+
+def sparse_mm_rows(matrix: torch.Tensor, dense: torch.Tensor, rows: np.ndarray):
+    """``matrix @ dense`` where only ``rows`` of the result are needed: on the CPU those
+    are computed (exactly as :func:`sparse_mm` does) and the others left zero; elsewhere
+    the whole product."""
+    if not _fast_path(matrix, dense):
+        return torch.sparse.mm(matrix, dense)
+    out = torch.zeros(matrix.shape[0], dense.shape[1])
+    kernels.set_threads(torch.get_num_threads())
+    kernels.csr_matmul_rows(*_csr_arrays(matrix), dense.contiguous().numpy(), rows,
+                            out.numpy())
+    return out
+
+
+def sparse_mm_from_rows(matrix: torch.Tensor, transpose: torch.Tensor, dense: torch.Tensor,
+                        rows: np.ndarray):
+    """``transpose @ dense`` (``transpose`` being ``matrix.T``) when ``dense`` is zero
+    outside ``rows``: on the CPU, only those rows of ``matrix`` are read."""
+    if not _fast_path(matrix, dense):
+        return torch.sparse.mm(transpose, dense)
+    out = torch.empty(transpose.shape[0], dense.shape[1])
+    kernels.csr_scatter_rows(*_csr_arrays(matrix), dense.contiguous().numpy(), rows,
+                             out.numpy())
+    return out
+
+
+# The first layer of the backward reads the gradient's non-zero rows only when they are
+# fewer than this share of a side: the scatter runs on one thread, the full product on all.
+SCATTER_MAX_SHARE = 0.5
+
+
 def mean_of_layers(adjacency: torch.Tensor, transpose: torch.Tensor, users: torch.Tensor,
-                   items: torch.Tensor, layers: int) -> tuple[torch.Tensor, torch.Tensor]:
+                   items: torch.Tensor, layers: int, out_rows=None, in_rows=None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """``P [users; items]`` with ``P = mean(I, A, ..., A^layers)``, where ``A`` is the
-    symmetric graph whose user-item block is ``adjacency`` (``transpose`` its transpose)."""
+    symmetric graph whose user-item block is ``adjacency`` (``transpose`` its transpose).
+
+    ``out_rows``, a pair of sorted index arrays (users, items): only those rows of the
+    result are needed; the last layer computes only them, so the other rows lack it.
+    ``in_rows``, the same for the input: ``users`` and ``items`` are zero outside them;
+    the first layer reads only them.
+    """
     user_sum, item_sum = users, items
-    for _ in range(layers):
-        users, items = sparse_mm(adjacency, items), sparse_mm(transpose, users)
+    for layer in range(layers):
+        if layer == 0 and in_rows is not None:
+            user_rows, item_rows = in_rows
+            new_users = (sparse_mm_from_rows(transpose, adjacency, items, item_rows)
+                         if len(item_rows) < SCATTER_MAX_SHARE * len(items)
+                         else sparse_mm(adjacency, items))
+            new_items = (sparse_mm_from_rows(adjacency, transpose, users, user_rows)
+                         if len(user_rows) < SCATTER_MAX_SHARE * len(users)
+                         else sparse_mm(transpose, users))
+        elif layer == layers - 1 and out_rows is not None:
+            new_users = sparse_mm_rows(adjacency, items, out_rows[0])
+            new_items = sparse_mm_rows(transpose, users, out_rows[1])
+        else:
+            new_users, new_items = sparse_mm(adjacency, items), sparse_mm(transpose, users)
+        users, items = new_users, new_items
         user_sum, item_sum = user_sum + users, item_sum + items
     return user_sum / (layers + 1), item_sum / (layers + 1)
 
@@ -80,24 +139,35 @@ class _Propagate(torch.autograd.Function):
     """LightGCN's propagation as one autograd node. It is the linear map ``P`` above, and
     ``P`` is symmetric because ``A`` is: the backward propagates the gradient exactly as
     the forward propagates the embeddings, with no autograd graph of the ``2K`` sparse
-    products kept in between."""
+    products kept in between. With ``rows`` (the batch's users and items), the forward
+    computes the last layer for those rows only, and the backward, whose gradient is zero
+    outside them, reads only them in its first layer."""
 
     @staticmethod
-    def forward(ctx, users, items, adjacency, transpose, layers):
-        ctx.graph = (adjacency, transpose, layers)
-        return mean_of_layers(adjacency, transpose, users.detach(), items.detach(), layers)
+    def forward(ctx, users, items, adjacency, transpose, layers, rows):
+        ctx.graph = (adjacency, transpose, layers, rows)
+        return mean_of_layers(adjacency, transpose, users.detach(), items.detach(), layers,
+                              out_rows=rows)
 
     @staticmethod
     def backward(ctx, grad_users, grad_items):
-        adjacency, transpose, layers = ctx.graph
+        adjacency, transpose, layers, rows = ctx.graph
         grad_users, grad_items = mean_of_layers(adjacency, transpose, grad_users.contiguous(),
-                                                grad_items.contiguous(), layers)
-        return grad_users, grad_items, None, None, None
+                                                grad_items.contiguous(), layers, in_rows=rows)
+        return grad_users, grad_items, None, None, None, None
 
 
-def propagate(adjacency, transpose, users, items, layers: int):
-    """Final user and item embeddings of layer-0 ``users`` and ``items``, differentiable."""
-    return _Propagate.apply(users, items, adjacency, transpose, layers)
+def propagate(adjacency, transpose, users, items, layers: int, rows=None):
+    """Final user and item embeddings of layer-0 ``users`` and ``items``, differentiable;
+    with ``rows`` (sorted user and item indices), only those rows are right."""
+    return _Propagate.apply(users, items, adjacency, transpose, layers, rows)
+
+
+def _distinct(idx: torch.Tensor, size: int) -> np.ndarray:
+    """The distinct values of ``idx`` in ``[0, size)``, sorted, as int64 NumPy."""
+    seen = torch.zeros(size, dtype=torch.bool, device=idx.device)
+    seen[idx.reshape(-1)] = True
+    return seen.nonzero().squeeze(1).cpu().numpy()
 
 
 class LightGCN(Recommender):
@@ -129,17 +199,25 @@ class LightGCN(Recommender):
         self.register_buffer("adjacency", adjacency, persistent=False)
         self.register_buffer("adjacency_t", transpose, persistent=False)
         self._cache = None
+        self._rows = None  # (users, items) the next training step reads, set by prepare
 
-    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Final user ``(num_users, d)`` and item ``(num_items, d)`` embeddings."""
+    def propagate(self, rows=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final user ``(num_users, d)`` and item ``(num_items, d)`` embeddings; with
+        ``rows`` (sorted user and item indices), only those rows are right."""
         if torch.is_grad_enabled():
             return propagate(self.adjacency, self.adjacency_t, self.user_embedding,
-                             self.item_embedding, self.layers)
+                             self.item_embedding, self.layers, rows)
         return mean_of_layers(self.adjacency, self.adjacency_t, self.user_embedding,
-                              self.item_embedding, self.layers)
+                              self.item_embedding, self.layers, out_rows=rows)
 
-    def prepare(self):
+    def prepare(self, user_idx=None, item_idx=None):
+        # In a training step that names its rows, the propagation serves those rows only
+        # (until the weights change): the step reads no others.
         self._cache = None
+        self._rows = None
+        if user_idx is not None and item_idx is not None and self.training:
+            self._rows = (_distinct(user_idx, self.num_users),
+                          _distinct(item_idx, self.num_items))
         self._propagated()
 
     def _propagated(self):
@@ -148,8 +226,9 @@ class LightGCN(Recommender):
         grad = self.training and torch.is_grad_enabled()
         key = (self.user_embedding._version, self.item_embedding._version, grad)
         if self._cache is None or self._cache[0] != key:
+            rows = self._rows if self._cache is None else None
             with torch.set_grad_enabled(grad):
-                self._cache = (key, *self.propagate())
+                self._cache = (key, *self.propagate(rows))
         return self._cache[1], self._cache[2]
 
     def users(self, user_idx):
@@ -168,6 +247,7 @@ class LightGCN(Recommender):
 
     def after_step(self):
         self._cache = None  # frees the batch's autograd graph
+        self._rows = None
 
     def train(self, mode: bool = True):
         self._cache = None
