@@ -36,3 +36,29 @@ def test_cut_short_weights_or_ids_are_named(tiny_run, tmp_path, damaged):
 def test_complete_run_folder_loads(tiny_run):
     run = load_run(tiny_run)
     assert run.model.num_users == 24 and run.model.num_items == 15
+
+
+def _relabel_users(csv):
+    """Swap raw user IDs 100 <-> 123, 101 <-> 122, ...: same IDs and counts, other rows."""
+    lines = csv.read_text().splitlines()
+    swapped = [f"{223 - int(user)},{item}" for user, item in (ln.split(",") for ln in lines)]
+    csv.write_text("\n".join(swapped) + "\n")
+
+
+def test_changed_data_with_the_same_counts_is_refused(tmp_path):
+    import json
+
+    from uibrec.recommend import recommend
+    from uibrec.runs import evaluate_run
+
+    run_dir = train_tiny(tmp_path, "uib")
+    assert "data_fingerprint" in json.loads((run_dir / "data.json").read_text())
+    cached = sorted((tmp_path / "runs" / ".cache").iterdir())
+    _relabel_users(tmp_path / "tiny.csv")
+
+    expected = f"{run_dir}: the data no longer matches the run .* {tmp_path / 'tiny.csv'}"
+    with pytest.raises(ValueError, match=expected):
+        evaluate_run(run_dir)
+    with pytest.raises(ValueError, match=expected):
+        recommend(run_dir, [100], k=3)
+    assert sorted((tmp_path / "runs" / ".cache").iterdir()) == cached  # nothing new sampled

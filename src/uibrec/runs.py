@@ -27,7 +27,15 @@ from uibrec.data.interactions import IdMap
 from uibrec.data.split import Split
 from uibrec.evaluation import Evaluator, metrics_from_ranks
 from uibrec.models import get_model_class
-from uibrec.training import Components, build_components, fit, load_split, resolve_device
+from uibrec.training import (
+    Components,
+    build_components,
+    fit,
+    load_candidates,
+    load_data_split,
+    load_split,
+    resolve_device,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +148,9 @@ def save_run(config: Config, comp: Components, split: Split, history, metrics, r
     save_config(config, run_dir / "config.yaml")
     pd.DataFrame(history).to_csv(run_dir / "history.csv", index=False)
     (run_dir / "metrics.json").write_text(to_json(metrics))
-    (run_dir / "data.json").write_text(to_json({"removed": report, **split.stats()}))
+    # The fingerprint lets a later evaluate or recommend refuse data that has changed.
+    (run_dir / "data.json").write_text(to_json({"removed": report, **split.stats(),
+                                                "data_fingerprint": split.fingerprint()}))
     torch.save({"state": comp.state_dict(), "num_users": split.num_users,
                 "num_items": split.num_items}, run_dir / "model.pt")
     np.savez_compressed(run_dir / "ids.npz", user_ids=split.user_map.ids,
@@ -179,13 +189,52 @@ class Run:
     def split(self) -> tuple[Split, np.ndarray]:
         """The run's split and cached candidates, rebuilt from its data once, then kept."""
         if self._split is None:
-            split, candidates = load_split(self.config)
-            if (split.num_users, split.num_items) != (self.model.num_users,
-                                                      self.model.num_items):
-                raise ValueError(f"{self.path}: the data no longer matches the run "
-                                 f"({split.num_users} users, {split.num_items} items now)")
-            self._split = (split, candidates)
+            split = load_data_split(self.config)
+            check_same_data(self.path, self.config, split, self.user_map, self.item_map)
+            self._split = (split, load_candidates(self.config, split))
         return self._split
+
+
+def check_same_data(path: Path, config: Config, split: Split, user_map: IdMap,
+                    item_map: IdMap) -> None:
+    """Raise a ValueError naming the run folder and the data when ``split`` is not the split
+    the run in ``path`` was trained on: other sizes, other raw IDs, or (for runs that saved
+    one) another fingerprint, which also catches rows moved between users of the same IDs."""
+    changed = None
+    if (split.num_users, split.num_items) != (len(user_map), len(item_map)):
+        changed = f"{split.num_users} users, {split.num_items} items now"
+    elif not (_same_ids(split.user_map.ids, user_map.ids)
+              and _same_ids(split.item_map.ids, item_map.ids)):
+        changed = "other raw user or item IDs now"
+    else:
+        saved = _saved_fingerprint(path)
+        if saved is not None and saved != split.fingerprint():
+            changed = "same sizes and IDs, but other interactions now"
+    if changed:
+        raise ValueError(f"{path}: the data no longer matches the run ({changed}) in "
+                         f"{_data_source(config)}; restore the data the run was trained on, "
+                         "or train a new run")
+
+
+def _same_ids(now: np.ndarray, saved: np.ndarray) -> bool:
+    return len(now) == len(saved) and all(
+        a == b for a, b in zip(now.tolist(), saved.tolist(), strict=True))
+
+
+def _saved_fingerprint(path: Path) -> str | None:
+    try:
+        return json.loads((path / "data.json").read_text()).get("data_fingerprint")
+    except (OSError, ValueError):
+        return None  # runs saved before fingerprints: the sizes and IDs were compared
+
+
+def _data_source(config: Config) -> str:
+    from uibrec.data.registry import DATASETS, locate
+
+    if config.dataset in DATASETS:
+        found = locate(config.dataset, config.data_dir)
+        return f"{config.dataset} ({found[0]})" if found else config.dataset
+    return str(config.dataset)
 
 
 def load_run(run_dir) -> Run:
@@ -199,11 +248,12 @@ def load_run(run_dir) -> Run:
     config = load_config(path / "config.yaml")
     saved = _read_saved(path / "model.pt", lambda file: torch.load(
         file, map_location=config.device, weights_only=True))
-    comp = _components_for(config, saved, path)
+    ids = _read_saved(path / "ids.npz", lambda file: dict(np.load(file, allow_pickle=True)))
+    user_map, item_map = IdMap(ids["user_ids"]), IdMap(ids["item_ids"])
+    comp = _components_for(config, saved, path, user_map, item_map)
     comp.load_state_dict(saved["state"])
     comp.model.eval()
-    ids = _read_saved(path / "ids.npz", lambda file: dict(np.load(file, allow_pickle=True)))
-    return Run(path, config, comp, IdMap(ids["user_ids"]), IdMap(ids["item_ids"]))
+    return Run(path, config, comp, user_map, item_map)
 
 
 _RUN_FILES = ("config.yaml", "model.pt", "ids.npz")
@@ -219,10 +269,12 @@ def _read_saved(file: Path, read):
         raise ValueError(f"{file}: damaged or cut short, cannot be read ({reason})") from exc
 
 
-def _components_for(config: Config, saved: dict, path: Path) -> Components:
+def _components_for(config: Config, saved: dict, path: Path, user_map: IdMap,
+                    item_map: IdMap) -> Components:
     # Graph models rebuild their graph from the training split; others need only sizes.
     if get_model_class(config.model).needs_training_data:
-        split, _ = load_split(config)
+        split = load_data_split(config)
+        check_same_data(path, config, split, user_map, item_map)
         return build_components(config, saved["num_users"], saved["num_items"],
                                 split.train.user_idx, split.train.item_idx)
     return build_components(config, saved["num_users"], saved["num_items"])
@@ -231,8 +283,5 @@ def _components_for(config: Config, saved: dict, path: Path) -> Components:
 def evaluate_run(run_dir, full: bool = True) -> dict:
     """Score a saved run again on its split and cached candidates, without training."""
     run = load_run(run_dir)
-    split, candidates = load_split(run.config)
-    if (split.num_users, split.num_items) != (run.model.num_users, run.model.num_items):
-        raise ValueError(f"{run_dir}: the data no longer matches the run "
-                         f"({split.num_users} users, {split.num_items} items now)")
+    split, candidates = run.split()  # checks the data before sampling any candidates
     return evaluate_components(run.components, split, candidates, full, run.config.device)

@@ -113,16 +113,26 @@ def _check_read_options(options: dict) -> None:
 
 def load_split(config: Config, report: dict | None = None) -> tuple[Split, np.ndarray]:
     """Read, clean and split the configured dataset; load or sample its candidates."""
+    split = load_data_split(config, report)
+    return split, load_candidates(config, split)
+
+
+def load_data_split(config: Config, report: dict | None = None) -> Split:
+    """Read, clean and split the configured dataset (no candidates)."""
     report = {} if report is None else report
     _check_read_options(config.read_options)
     data = load_dataset(config.dataset, config.data_dir, **config.read_options)
     data = prepare(data, min_user=config.min_user_interactions, report=report)
     split = leave_one_out(data, seed=config.split_seed, order=config.split_order)
     split.report = report
+    return split
+
+
+def load_candidates(config: Config, split: Split) -> np.ndarray:
+    """The split's evaluation candidates, from the cache folder or sampled into it."""
     cache = config.cache_dir or f"{config.output}/.cache"
-    candidates = load_or_sample_candidates(split, config.num_candidates,
-                                           config.candidate_seed, cache)
-    return split, candidates
+    return load_or_sample_candidates(split, config.num_candidates, config.candidate_seed,
+                                     cache)
 
 
 def make_optimizer(config: Config, params, sparse_params=()) -> torch.optim.Optimizer:
