@@ -124,3 +124,44 @@ def test_diverged_training_is_a_one_line_error_not_a_traceback(monkeypatch, caps
     assert exited.value.code == 2
     assert capsys.readouterr().err == ("error: the training loss became nan; lower the "
                                        "learning rate\n")
+
+
+def test_training_on_data_with_no_user_left_names_the_filter_and_file(tmp_path):
+    import subprocess
+    import sys
+
+    # Three rows of two users, each under 5 interactions: training crashed in torch.cat.
+    data = tmp_path / "few.tsv"
+    data.write_text("1\t10\n1\t11\n2\t10\n")
+    result = subprocess.run(
+        [sys.executable, "-c", "from uibrec.cli import run; run()", "-q", "train",
+         "--dataset", str(data), "--epochs", "1", "--output", str(tmp_path / "runs")],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        f"error: no users left after min_user_interactions=5 (removed 2 users, 3 rows) in "
+        f"{data}; lower it with --set min_user_interactions=N")
+
+
+def test_training_with_no_user_to_evaluate_is_an_error(tmp_path):
+    import pytest
+
+    from uibrec.config import make_config
+    from uibrec.training import load_split
+
+    data = tmp_path / "pairs.tsv"
+    data.write_text("1\t10\n1\t11\n2\t10\n")  # every user has 2 interactions, none 3
+    config = make_config({}, {"dataset": str(data), "min_user_interactions": 1,
+                              "output": str(tmp_path)})
+    with pytest.raises(ValueError, match=f"^no user has the 3 interactions .* in {data}$"):
+        load_split(config)
+
+
+def test_stats_warns_when_no_user_is_left(tmp_path):
+    data = tmp_path / "few.tsv"
+    data.write_text("1\t10\n1\t11\n2\t10\n")
+    result = CliRunner().invoke(main, ["data", "stats", "--json", str(data)])
+    assert result.exit_code == 0, result.output
+    assert (f"warning: {data}: no users left after min_user_interactions=5 (removed 2 "
+            "users, 3 rows)") in result.output
+    assert json.loads(result.output[result.output.index("["):])[0]["users"] == 0

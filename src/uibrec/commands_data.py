@@ -26,6 +26,7 @@ def stats(names, data_dir, min_user, seed, read_options, no_download, as_json):
     (a registered name or an interaction file) after the paper's filter and
     leave-one-out split, and what each step removed."""
     from uibrec.config import parse_value
+    from uibrec.data.split import no_users_left
     from uibrec.data.stats import dataset_stats
 
     # Without this, a file with a header could not be described here at all, though the
@@ -42,6 +43,10 @@ def stats(names, data_dir, min_user, seed, read_options, no_download, as_json):
         raise click.BadParameter(str(exc), param_hint="--read-options") from exc
     rows = [dataset_stats(name, data_dir, min_user=min_user, seed=seed,
                           download_missing=not no_download, **options) for name in names]
+    for row in rows:
+        if row["users"] == 0:  # the zeros below are right, but say why
+            click.echo(f"warning: {row['file']}: {no_users_left(min_user, row['removed'])}",
+                       err=True)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -21,7 +21,7 @@ from uibrec import checkpoint as checkpoints
 from uibrec.config import Config
 from uibrec.data.candidates import load_or_sample_candidates
 from uibrec.data.registry import load_dataset
-from uibrec.data.split import Split, leave_one_out, prepare
+from uibrec.data.split import Split, leave_one_out, no_users_left, prepare
 from uibrec.evaluation import Evaluator
 from uibrec.fused import make_fused_step
 from uibrec.losses import LOSSES, Loss, LossInput, resolve_loss_name
@@ -123,7 +123,14 @@ def load_data_split(config: Config, report: dict | None = None) -> Split:
     _check_read_options(config.read_options)
     data = load_dataset(config.dataset, config.data_dir, **config.read_options)
     data = prepare(data, min_user=config.min_user_interactions, report=report)
+    # Nothing to train on or to evaluate would otherwise end deep in torch (torch.cat()).
+    if data.num_users == 0:
+        raise ValueError(f"{no_users_left(config.min_user_interactions, report)} in "
+                         f"{config.dataset}; lower it with --set min_user_interactions=N")
     split = leave_one_out(data, seed=config.split_seed, order=config.split_order)
+    if len(split.eval_users) == 0:
+        raise ValueError(f"no user has the 3 interactions that leave-one-out needs (one each "
+                         f"for training, validation and test) in {config.dataset}")
     split.report = report
     return split
 

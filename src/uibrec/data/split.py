@@ -203,6 +203,13 @@ def _lowest(dtype: np.dtype):
     return -np.inf if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).min
 
 
+def no_users_left(min_user: int, report: dict) -> str:
+    """What :func:`prepare` removed when it left no user, for errors and warnings."""
+    return (f"no users left after min_user_interactions={min_user} (removed "
+            f"{report.get('users filtered out', 0)} users, "
+            f"{report.get('rows of filtered users/items', 0)} rows)")
+
+
 def prepare(data: Interactions, min_user: int = 5, min_item: int = 0,
             report: dict | None = None) -> Interactions:
     """The paper's cleaning: duplicates collapsed, then users under ``min_user`` removed.
