@@ -307,3 +307,72 @@ def test_column_that_is_not_a_position_or_name(tmp_path, spec):
     with pytest.raises(ValueError, match=f"columns: item must be a field position \\(0 for "
                                          f"the first\\) or a header name; got {spec!r}"):
         read_delimited(path, columns={"user": 0, "item": spec})
+
+
+# --- reader options -----------------------------------------------------------------------
+
+
+def test_unknown_encoding_names_the_option(tmp_path):
+    # Was a LookupError traceback from the codec registry.
+    path = write(tmp_path / "r.tsv", "1\t2\n")
+    with pytest.raises(ValueError) as info:
+        read_delimited(path, encoding="klingon")
+    assert str(info.value) == ("read_options encoding: unknown text encoding 'klingon'; "
+                               "expected a codec name such as utf-8 or latin-1")
+
+
+@pytest.mark.parametrize("value", ["yes-please", 1, None])
+def test_header_that_is_not_true_or_false(tmp_path, value):
+    # "yes-please" was "invalid literal for int()", naming neither option nor expectation.
+    path = write(tmp_path / "r.tsv", "1\t2\n")
+    with pytest.raises(ValueError) as info:
+        read_delimited(path, header=value)
+    assert str(info.value) == f"read_options header: expected true or false, got {value!r}"
+
+
+@pytest.mark.parametrize("columns, header, text, expected", [
+    ({"user": 0, "item": 0}, False, "1\t2\n", "user and item both map to field 1"),
+    ({"user": 0, "item": 1, "rating": 1}, False, "1\t2\n",
+     "item and rating both map to field 2"),
+    # names match the header case-insensitively: "U" is the user's field again
+    ({"user": "u", "item": "U"}, True, "u\ti\n1\t2\n", "user and item both map to field 1"),
+])
+def test_two_columns_mapped_to_one_field(tmp_path, columns, header, text, expected):
+    # user and item in one field used to give 0 users and 0 items, silently.
+    path = write(tmp_path / "r.tsv", text)
+    with pytest.raises(ValueError) as info:
+        read_delimited(path, header=header, columns=columns)
+    assert str(info.value) == (f"read_options columns: {expected}; each column needs a "
+                               "field of its own")
+
+
+def test_header_over_text_ids_is_detected_by_its_column_names(tmp_path):
+    # Neither the header nor the IDs below are numbers, and only user and item are read:
+    # the header line used to become a user "user" with an item "item".
+    path = write(tmp_path / "r.csv", "user,item,rating,ts\nu0,i34,5,100\nu1,i2,4,101\n")
+    err = error_of(path)
+    assert str(err) == (f"{path}, line 1: looks like a header (user, item), but none was "
+                        "declared; pass header=True (read_options={header: true} from the CLI)")
+    data = read_delimited(path, header=True)
+    assert data.user_map.ids.tolist() == ["u0", "u1"]
+
+
+def test_text_ids_that_are_not_column_names_are_data(tmp_path):
+    path = write(tmp_path / "r.csv", "alice,book\nbob,film\n")
+    assert read_delimited(path).user_map.ids.tolist() == ["alice", "bob"]
+
+
+def test_cli_reader_option_errors_are_one_line(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from uibrec.cli import run
+
+    path = write(tmp_path / "r.tsv", "1\t2\n")
+    monkeypatch.setattr(sys, "argv", ["uibrec", "data", "stats", "--read-options",
+                                      "{encoding: klingon}", str(path)])
+    with pytest.raises(SystemExit) as exited:
+        run()
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == ("error: read_options encoding: unknown text encoding "
+                                       "'klingon'; expected a codec name such as utf-8 or "
+                                       "latin-1\n")

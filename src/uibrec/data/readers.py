@@ -7,8 +7,12 @@ what reading counted. Bad input is handled the same way everywhere (each rule ha
   number ("NaN" and "inf" included), raises :class:`DataFormatError` naming file and line.
 - A first line that looks like a header when none was declared is an error, and so is a
   declared header that looks like data. (A header is recognised when none of its fields is
-  a number while the fields below it are numbers, or when a rating or timestamp column is
-  read; a file of text IDs and no numeric column cannot tell a header from a row.)
+  a number while the fields below it are numbers, when a rating or timestamp column is
+  read, or when its user and item fields are column names: ``user``, ``user_id``,
+  ``userid`` or ``uid`` over ``item``, ``item_id``, ``itemid`` or ``iid``, in any case.
+  Otherwise a file of text IDs and no numeric column cannot tell a header from a row.)
+- Reader options are checked before the file is read: ``header`` must be true or false,
+  ``encoding`` a known codec, and no two columns may map to the same field.
 - Blank lines are skipped and counted (``report["blank lines"]``).
 - Negative ratings are dropped and counted (``report["negative ratings"]``, with a
   warning): the paper counts every rating as a positive interaction, and a negative rating
@@ -23,6 +27,7 @@ what reading counted. Bad input is handled the same way everywhere (each rule ha
 
 from __future__ import annotations
 
+import codecs
 import logging
 import math
 import re
@@ -41,6 +46,9 @@ __all__ = ["COLUMNS", "DataFormatError", "read_delimited", "read_movielens_dat",
 
 COLUMNS = ("user", "item", "rating", "timestamp")
 _OTHER_SEPS = ("::", "\t", ",", ";", "|", " ")
+# A first line whose user and item fields are among these (lowercased) is a header.
+_USER_NAMES = ("user", "user_id", "userid", "uid")
+_ITEM_NAMES = ("item", "item_id", "itemid", "iid")
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,7 @@ def read_delimited(
     Raises:
         DataFormatError: for any of the cases in this module's docstring.
     """
+    _check_options(sep, header, encoding)
     text = TextFile.open(path, encoding)
     if sep is None:
         sep = "," if ".csv" in text.path.name else "\t"
@@ -101,6 +110,20 @@ def read_delimited(
     if blank:
         logger.info("%s: skipped %d blank lines", text.path, blank)
     return data
+
+
+def _check_options(sep, header, encoding) -> None:
+    """Option values the CLI passes through as given (``{header: yes-please}``)."""
+    if not isinstance(header, bool):
+        raise ValueError(f"read_options header: expected true or false, got {header!r}")
+    if sep is not None and not isinstance(sep, str):
+        raise ValueError(f"read_options sep: expected a character such as ',' or a tab, "
+                         f"got {sep!r}")
+    try:
+        codecs.lookup(encoding)
+    except (LookupError, TypeError):
+        raise ValueError(f"read_options encoding: unknown text encoding {encoding!r}; "
+                         "expected a codec name such as utf-8 or latin-1") from None
 
 
 def _check_columns(columns: dict | None) -> dict:
@@ -144,6 +167,7 @@ def _layout(text: TextFile, sep: str, header: bool, columns: dict) -> _Layout:
                               f"like data ({line!r}); pass header=False "
                               "(read_options={header: false} from the CLI)")
     positions = _positions(text, number, fields, header, columns)
+    _check_distinct(positions)
     for key, pos in positions.items():
         if pos >= len(fields):
             raise DataFormatError(text.path, number, _too_few(line, sep, len(fields), key, pos))
@@ -177,6 +201,16 @@ def _positions(text, number, fields, header, columns) -> dict:
         else:
             raise DataFormatError(text.path, number, f"no column {spec!r} in the header {names}")
     return out
+
+
+def _check_distinct(positions: dict) -> None:
+    """Two columns in one field would read, say, every user ID as an item ID too."""
+    seen: dict = {}
+    for key, pos in positions.items():
+        if pos in seen:
+            raise ValueError(f"read_options columns: {seen[pos]} and {key} both map to field "
+                             f"{pos + 1}; each column needs a field of its own")
+        seen[pos] = key
 
 
 def _too_few(line: str, sep: str, n_fields: int, key: str, pos: int) -> str:
@@ -280,7 +314,9 @@ def _check_not_header(values: dict, text: TextFile, layout: _Layout) -> None:
         len(series) > 1 and pd.to_numeric(series.iloc[1:1001], errors="coerce").notna().all()
         for series in values.values()
     )
-    if numbers_below or "rating" in values or "timestamp" in values:
+    named = (str(values["user"].iloc[0]).strip().lower() in _USER_NAMES
+             and str(values["item"].iloc[0]).strip().lower() in _ITEM_NAMES)
+    if named or numbers_below or "rating" in values or "timestamp" in values:
         shown = ", ".join(str(value) for value in first)
         raise DataFormatError(text.path, layout.first_line, f"looks like a header ({shown}), "
                               "but none was declared; pass header=True "
