@@ -114,3 +114,34 @@ def test_read_file_by_kind(tmp_path):
     plain = tmp_path / "x.tsv"
     plain.write_text("1\t2\n")
     assert len(load_dataset(str(plain))) == 1
+
+
+def test_a_folder_given_as_the_dataset_is_named_as_a_folder(tmp_path):
+    # It said "no such file", though the folder is there.
+    folder = tmp_path / "ml-1m-data"
+    folder.mkdir()
+    with pytest.raises(ValueError) as info:
+        load_dataset(str(folder))
+    assert str(info.value) == (
+        f"{folder}: is a folder; expected an interaction file (csv, tsv, .inter, .json) or a "
+        "dataset name (aiv, lastfm, ml-100k, ml-10m, ml-1m); give the folder holding "
+        "datasets with --data-dir")
+    with pytest.raises(ValueError, match=f"^{folder}: is a folder, not a file$"):
+        read_file(folder)
+
+
+@pytest.mark.parametrize("make", [None, "file"])
+def test_missing_data_dir_is_reported_without_a_download(tmp_path, monkeypatch, make):
+    import uibrec.data.registry as registry
+
+    def no_download(name, timeout=30.0):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(registry, "download", no_download)
+    data_dir = tmp_path / "datasets"
+    if make:
+        data_dir.write_text("")
+    what = "is not a folder" if make else "no such folder"
+    with pytest.raises(FileNotFoundError) as info:
+        load_dataset("ml-1m", data_dir=data_dir)
+    assert str(info.value) == f"{data_dir}: {what} (the data folder, --data-dir)"

@@ -224,11 +224,19 @@ def load_dataset(name_or_path, data_dir=None, download_missing: bool = True,
         path = Path(name_or_path)
         if path.is_file():
             return read_file(path, **read_options)
+        if path.is_dir():
+            raise ValueError(f"{path}: is a folder; expected an interaction file (csv, tsv, "
+                             f".inter, .json) or a dataset name ({', '.join(sorted(DATASETS))})"
+                             "; give the folder holding datasets with --data-dir")
         if path.suffix or len(path.parts) > 1:  # looks like a file, not a dataset name
             raise FileNotFoundError(f"{path}: no such file (and not a dataset name: "
                                     f"known datasets are {', '.join(sorted(DATASETS))})")
         get_spec(str(name_or_path))  # raises with the list of known names
     name = str(name_or_path)
+    # A mistyped folder would otherwise end in a download attempt and "offline?".
+    if data_dir is not None and not Path(data_dir).is_dir():
+        what = "is not a folder" if Path(data_dir).exists() else "no such folder"
+        raise FileNotFoundError(f"{data_dir}: {what} (the data folder, --data-dir)")
     found = locate(name, data_dir)
     if found is None and download_missing:
         try:

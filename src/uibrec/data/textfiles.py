@@ -66,6 +66,8 @@ class TextFile:
     def open(cls, path, encoding: str = "utf-8") -> TextFile:
         """Check that ``path`` exists and holds text; raises DataFormatError otherwise."""
         path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"{path}: is a folder, not a file")
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file")
         text = cls(path, encoding, sniff_compression(path))
