@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from _tiny_runs import train_tiny
+from _tiny_runs import train_tiny, write_tiny_csv
 
 from uibrec.analysis.scores import NoBoundaryError
 from uibrec.data.candidates import seen_items_csr
@@ -87,3 +87,36 @@ def test_native_run_has_no_boundary(folders):
         recommend(folders[1], [100], only_above_boundary=True)
     with pytest.raises(NoBoundaryError):
         wants(folders[1], 100, [1000])
+
+
+@pytest.mark.parametrize("which", [0, 1])  # the UIB run (with boundary) and the native one
+def test_no_users_give_an_empty_table_with_the_usual_columns(folders, which):
+    # Was "ValueError: No objects to concatenate".
+    run = load(folders[which])
+    empty = recommend(run, [], k=3)
+    usual = recommend(run, [100], k=3)
+    assert len(empty) == 0 and len(usual) == 3
+    assert list(empty.columns) == list(usual.columns)
+    assert list(empty.columns)[:4] == ["user_id", "rank", "item_id", "score"]
+    assert empty.dtypes.equals(usual.dtypes)
+
+
+def test_user_removed_by_the_filter_is_named_as_such(tmp_path):
+    from click.testing import CliRunner
+
+    from uibrec.cli import main
+
+    csv = write_tiny_csv(tmp_path)
+    with csv.open("a") as out:  # user 999: two interactions, under the default 5
+        out.write("999,1000\n999,1001\n")
+    run_dir = train_tiny(tmp_path, "uib")
+    with pytest.raises(UnknownIdError) as info:
+        recommend(run_dir, [999], k=3)
+    assert str(info.value) == (
+        f"{run_dir}: user ID 999 was removed by the min_user_interactions=5 filter: it has 2 "
+        f"interactions in {csv}")
+    result = CliRunner().invoke(main, ["recommend", str(run_dir), "--user", "999"])
+    assert "user ID '999' was removed by the min_user_interactions=5 filter" in result.output
+    # An ID the file never held keeps the usual message.
+    with pytest.raises(UnknownIdError, match="unknown user ID 998: not in this dataset"):
+        recommend(run_dir, [998], k=3)

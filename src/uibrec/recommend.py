@@ -54,9 +54,40 @@ def to_indices(run: Run, ids, kind: str) -> np.ndarray:
     try:
         return id_map.to_idx(ids, kind=f"{kind} ID")
     except KeyError as exc:
+        filtered = _filtered_user(run, ids) if kind == "user" else None
+        if filtered:
+            raise UnknownIdError(f"{run.path}: {filtered}") from None
         sample = ", ".join(map(str, id_map.ids[:3]))
         raise UnknownIdError(f"{run.path}: {exc.args[0]} (the run knows {len(id_map)} "
                              f"{kind}s, e.g. {sample})") from None
+
+
+def _filtered_user(run: Run, ids) -> str | None:
+    """Why the first of ``ids`` the run lacks is missing, when the run's data file holds it
+    but the min-interactions filter removed it; None otherwise (or if the file is gone)."""
+    from uibrec.data.registry import load_dataset
+
+    config = run.config
+    try:
+        data = load_dataset(config.dataset, config.data_dir, download_missing=False,
+                            **config.read_options)
+    except (OSError, ValueError, KeyError):
+        return None
+    for raw in ids:
+        try:
+            run.user_map.to_idx([raw])
+            continue
+        except KeyError:
+            pass
+        try:
+            user = data.user_map.to_idx([raw])[0]
+        except KeyError:
+            return None
+        items = np.unique(data.item_idx[data.user_idx == user])
+        return (f"user ID {raw!r} was removed by the min_user_interactions="
+                f"{config.min_user_interactions} filter: it has {len(items)} interactions "
+                f"in {config.dataset}")
+    return None
 
 
 def recommend(run, user_ids, k: int = 10, only_above_boundary: bool = False,
@@ -89,6 +120,11 @@ def recommend(run, user_ids, k: int = 10, only_above_boundary: bool = False,
             scores = scores.masked_fill(mask, -torch.inf)
         top = scores.topk(min(k, scores.shape[1]), dim=1)  # (B, k)
         frames.append(_top_frame(run, users, top.values, top.indices, boundary))
+    if not frames:  # no users: the usual columns, no rows
+        k = min(k, run.model.num_items)
+        none = torch.empty((0, k), dtype=torch.long)
+        frames.append(_top_frame(run, none[:, 0], none.float(), none,
+                                 None if head is None else torch.empty(0)))
     table = pd.concat(frames, ignore_index=True)
     table = table[np.isfinite(table["score"])]  # a user who has seen nearly every item
     if only_above_boundary:
