@@ -2,7 +2,8 @@
 
 A run folder holds ``config.yaml`` (the resolved settings), ``history.csv`` (one row per
 epoch), ``metrics.json`` (best validation and test metrics, sampled and full ranking),
-``data.json`` (what cleaning removed and the split's sizes), ``model.pt`` (the weights),
+``data.json`` (what cleaning removed, the split's sizes and fingerprint), ``model.pt``
+(the weights),
 ``ids.npz`` (raw user and item IDs of every index) and ``ranks.npz`` (the 0-based rank of
 each evaluated user's held-out item, per evaluation, for paired tests between runs).
 """
