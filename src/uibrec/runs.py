@@ -3,9 +3,9 @@
 A run folder holds ``config.yaml`` (the resolved settings), ``history.csv`` (one row per
 epoch), ``metrics.json`` (best validation and test metrics, sampled and full ranking),
 ``data.json`` (what cleaning removed, the split's sizes and fingerprint), ``model.pt``
-(the weights),
-``ids.npz`` (raw user and item IDs of every index) and ``ranks.npz`` (the 0-based rank of
-each evaluated user's held-out item, per evaluation, for paired tests between runs).
+(the weights), ``ids.npz`` (raw user and item IDs of every index) and ``ranks.npz`` (the
+0-based rank of each evaluated user's held-out item, per evaluation, for paired tests
+between runs).
 """
 
 from __future__ import annotations
