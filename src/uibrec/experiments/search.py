@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from uibrec.experiments.spec import Experiment, apply_params, settings_hash
-from uibrec.training import TrainingDivergedError, fit, load_split
+from uibrec.training import TrainingDivergedError, fit, load_split, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -239,6 +239,7 @@ def search(experiment: Experiment, output, storage: str | None = None, sampler: 
 
     overrides = dict(overrides or {})
     overrides.setdefault("cache_dir", str(Path(output) / ".cache"))
+    resolve_device(experiment.config(overrides).device)  # before a trial fails on it
     url = storage or default_storage(output)
     if max_trials is None:  # 0 must not fall through to the experiment's default
         max_trials = experiment.max_trials
