@@ -172,3 +172,26 @@ def test_quiet_silences_optuna_trial_lines():
     finally:
         root.setLevel(saved[0])
         optuna_root.setLevel(saved[1])
+
+
+@pytest.mark.parametrize("url, message", [
+    ("bogus://x", "storage 'bogus://x': unknown database kind 'bogus'"),
+    ("sqlite:////nonexistent/dir/x.db", "storage 'sqlite:////nonexistent/dir/x.db': cannot "
+     "create the database file: no folder /nonexistent/dir"),
+    ("notaurl", "storage 'notaurl': not a database URL"),
+])
+def test_bad_storage_url_is_a_one_line_error(tmp_path, monkeypatch, capsys, url, message):
+    # These were sqlalchemy tracebacks (NoSuchModuleError, OperationalError, ArgumentError).
+    import sys
+
+    from uibrec.cli import run
+
+    experiment = str(write_experiment(tmp_path / "exp"))
+    monkeypatch.setattr(sys, "argv", ["uibrec", "-q", "search", "--dataset", experiment,
+                                      "--model", "mf", "--loss", "native", "--storage", url,
+                                      "--output", str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as exited:
+        run()
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and "Traceback" not in err
