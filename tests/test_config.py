@@ -54,3 +54,27 @@ def test_set_null_overrides_a_setting(tmp_path):
     path.write_text("threads: 4\nnum_negatives: 8\n")
     config = build_config(str(path), ["threads=null", "num_negatives=null"], lr=None)
     assert config.threads is None and config.num_negatives is None and config.lr == 1.0
+
+
+def test_exponent_floats_without_a_dot_are_floats_everywhere(tmp_path):
+    # YAML 1.1 reads 1e-3 as the string '1e-3': "lr must be float, got '1e-3'" followed
+    # from --set, config files and experiment files alike.
+    from uibrec.cli import build_config
+    from uibrec.experiments.spec import load_experiments
+
+    assert make_config({"lr": "1e-3", "alpha": "2E1"}).lr == 0.001
+    assert make_config({}, {"alpha": "2E1"}).alpha == 20.0
+    config = build_config(None, ["lr=1e-3", "weight_decay=5e-4"])
+    assert (config.lr, config.weight_decay) == (0.001, 0.0005)
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 1e-3\ndropout: 1e-1\n")
+    config = build_config(str(path), [])
+    assert (config.lr, config.dropout) == (0.001, 0.1)
+    experiment = tmp_path / "e.yaml"
+    experiment.write_text("dataset: x\nconfigurations: {mf: {native: {settings: {lr: 3e-2}}}}\n")
+    assert load_experiments(experiment)[("mf", "native")].config().lr == 0.03
+    # Strings that are not numbers still fail, and int settings stay strict.
+    with pytest.raises(ValueError, match="lr must be float, got 'fast'"):
+        make_config({"lr": "fast"})
+    with pytest.raises(ValueError, match="epochs must be int, got '1e2'"):
+        make_config({"epochs": "1e2"})

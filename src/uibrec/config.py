@@ -110,9 +110,22 @@ def make_config(base: dict | None = None, overrides: dict | None = None) -> Conf
     if unknown:
         raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known settings: "
                          f"{', '.join(sorted(FIELDS))}")
-    config = Config(**merged)
+    config = Config(**_coerce_floats(merged))
     _check(config)
     return config
+
+
+def _coerce_floats(settings: dict) -> dict:
+    """Strings that read as numbers become floats for float settings: YAML 1.1 reads
+    ``1e-3`` (no dot) as a string, in config files, experiment files and ``--set``."""
+    out = dict(settings)
+    for name, value in settings.items():
+        if isinstance(value, str) and "float" in str(FIELDS[name].type):
+            try:
+                out[name] = float(value)
+            except ValueError:
+                pass  # left for the type check, which names the setting
+    return out
 
 
 _KINDS = {"int": int, "float": (int, float), "str": str, "bool": bool, "dict": dict}
