@@ -195,3 +195,20 @@ def test_bad_storage_url_is_a_one_line_error(tmp_path, monkeypatch, capsys, url,
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}") and "Traceback" not in err
+
+
+def test_bad_grid_value_fails_before_the_study_is_made(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from uibrec.cli import run
+
+    experiment = write_experiment(tmp_path / "exp", grid='{lr: [0.1, "x"]}')
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", ["uibrec", "-q", "search", "--dataset", str(experiment),
+                                      "--model", "mf", "--loss", "native", "--output", str(out)])
+    with pytest.raises(SystemExit) as exited:
+        run()
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (f"error: {experiment}: configurations.mf.native: grid "
+                                       "lr: value 'x': lr must be float, got 'x'\n")
+    assert not out.exists()  # no study, so no failed trial left in it
