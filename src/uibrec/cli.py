@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from uibrec.config import make_config, parse_value, read_config_file, to_json
+from uibrec.config import config_from_file, make_config, parse_value, to_json
 
 logger = logging.getLogger("uibrec")
 
@@ -68,7 +68,8 @@ def config_options(func):
         func = option(func)
     func = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                         help="Any other setting, e.g. --set model_options={layers: 2}.")(func)
-    func = click.option("-c", "--config", "config_file", type=click.Path(exists=True),
+    func = click.option("-c", "--config", "config_file",
+                        type=click.Path(exists=True, dir_okay=False),
                         help="YAML or TOML file of settings; options override it.")(func)
     return func
 
@@ -77,8 +78,9 @@ def build_config(config_file, sets, **options):
     overrides = {k: v for k, v in options.items() if v is not None}
     overrides.update(_overrides(sets))
     try:
-        base = read_config_file(config_file) if config_file else {}
-        return make_config(base, overrides)
+        if config_file:
+            return config_from_file(config_file, overrides)
+        return make_config({}, overrides)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
 
