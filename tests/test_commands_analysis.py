@@ -66,3 +66,20 @@ def test_alpha_sweep_command(tmp_path):
     assert (tmp_path / "runs" / "s" / "alpha2" / "model.pt").is_file()
     result = _invoke("alpha-sweep", "--dataset", data, "--alphas", "1,x")
     assert result.exit_code == 2 and "expected numbers" in result.output
+
+
+@pytest.mark.parametrize("alphas, message", [
+    ("", "Invalid value for --alphas: expected a comma-separated list, got nothing"),
+    (" , ", "Invalid value for --alphas: expected a comma-separated list, got nothing"),
+    ("1,,2", "Invalid value for --alphas: empty entry in '1,,2'"),
+])
+def test_alpha_sweep_rejects_empty_alpha_lists_and_entries(tmp_path, alphas, message):
+    # "" was pandas' "No objects to concatenate"; "1,,2" silently ran alphas 1 and 2 only.
+    result = _invoke("alpha-sweep", "--dataset", tmp_path / "none.csv", "--alphas", alphas,
+                     "--output", tmp_path / "runs")
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "runs").exists()
+    from uibrec.analysis.alpha import alpha_sweep
+
+    with pytest.raises(ValueError, match="alphas: give at least one alpha"):
+        alpha_sweep([], output=str(tmp_path / "runs"))

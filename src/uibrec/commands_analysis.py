@@ -83,9 +83,10 @@ def alpha_sweep(ctx, config_file, sets, alphas, name, **options):
     """Train one UIB run per alpha (NCF by default) and plot metrics, boundaries and
     scores against alpha."""
     from uibrec.analysis.alpha import alpha_sweep as sweep
+    from uibrec.commands_experiments import split_list
 
     try:
-        values = [float(a) for a in alphas.split(",") if a.strip()]
+        values = [float(a) for a in split_list(alphas, "--alphas")]
     except ValueError as exc:
         raise click.BadParameter(f"expected numbers, got {alphas!r}",
                                  param_hint="--alphas") from exc

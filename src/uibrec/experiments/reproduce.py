@@ -94,6 +94,9 @@ def reproduce(datasets, models, losses=LOSSES, seeds=5, output="results/reproduc
     seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seeds:  # nothing would run, and the report would call it complete
         raise ValueError("seeds: give at least one seed")
+    for name, values in (("datasets", datasets), ("models", models), ("losses", losses)):
+        if len(values) == 0:  # the same: an empty plan, called complete
+            raise ValueError(f"{name}: give at least one")
     root = Path(output)
     experiments = plan_experiments(datasets, models, losses, experiments_dir)
     overrides = {"cache_dir": str(root / ".cache"), **(overrides or {})}
