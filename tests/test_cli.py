@@ -124,3 +124,23 @@ def test_diverged_training_is_a_one_line_error_not_a_traceback(monkeypatch, caps
     assert exited.value.code == 2
     assert capsys.readouterr().err == ("error: the training loss became nan; lower the "
                                        "learning rate\n")
+
+
+def test_user_errors_have_one_prefix_and_exit_status_everywhere(tmp_path, monkeypatch, capsys):
+    # train said "error:" and exited 2; recommend, analyze and alpha-sweep "Error:" and 1.
+    import sys
+
+    import pytest
+
+    from uibrec.cli import run
+
+    missing = str(tmp_path / "missing.csv")
+    for argv in (["train", "--dataset", missing],
+                 ["alpha-sweep", "--dataset", missing, "--output", str(tmp_path)],
+                 ["analyze", str(tmp_path)], ["recommend", str(tmp_path), "--user", "1"]):
+        monkeypatch.setattr(sys, "argv", ["uibrec", "-q", *argv])
+        with pytest.raises(SystemExit) as exited:
+            run()
+        err = capsys.readouterr().err
+        assert exited.value.code == 2, argv
+        assert err.startswith("error: ") and len(err.splitlines()) == 1, (argv, err)

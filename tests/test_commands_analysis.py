@@ -33,13 +33,16 @@ def test_recommend_prints_raw_ids_scores_and_the_boundary(folders):
 
 
 def test_recommend_errors_are_one_line(folders):
+    # These said "Error:" with exit status 1, where train, evaluate and data say "error:"
+    # with 2 for the same kind of mistake.
     result = _invoke("recommend", folders[0], "--user", "ghost")
-    assert result.exit_code == 1
-    assert "unknown user ID 'ghost'" in result.output
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and "unknown user ID 'ghost'" in result.output
     assert "Traceback" not in result.output
     result = _invoke("recommend", folders[1], "--user", 100, "--above-only")
-    assert result.exit_code == 1
-    assert "has no user interest boundary" in result.output
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and "has no user interest boundary" in \
+        result.output
 
 
 def test_analyze_writes_into_the_run_folder(folders, tmp_path):
