@@ -165,3 +165,23 @@ def test_stats_warns_when_no_user_is_left(tmp_path):
     assert (f"warning: {data}: no users left after min_user_interactions=5 (removed 2 "
             "users, 3 rows)") in result.output
     assert json.loads(result.output[result.output.index("["):])[0]["users"] == 0
+
+
+def test_user_errors_have_one_prefix_and_exit_status_everywhere(tmp_path, monkeypatch, capsys):
+    # train said "error:" and exited 2; recommend, analyze and alpha-sweep "Error:" and 1.
+    import sys
+
+    import pytest
+
+    from uibrec.cli import run
+
+    missing = str(tmp_path / "missing.csv")
+    for argv in (["train", "--dataset", missing],
+                 ["alpha-sweep", "--dataset", missing, "--output", str(tmp_path)],
+                 ["analyze", str(tmp_path)], ["recommend", str(tmp_path), "--user", "1"]):
+        monkeypatch.setattr(sys, "argv", ["uibrec", "-q", *argv])
+        with pytest.raises(SystemExit) as exited:
+            run()
+        err = capsys.readouterr().err
+        assert exited.value.code == 2, argv
+        assert err.startswith("error: ") and len(err.splitlines()) == 1, (argv, err)

@@ -33,13 +33,16 @@ def test_recommend_prints_raw_ids_scores_and_the_boundary(folders):
 
 
 def test_recommend_errors_are_one_line(folders):
+    # These said "Error:" with exit status 1, where train, evaluate and data say "error:"
+    # with 2 for the same kind of mistake.
     result = _invoke("recommend", folders[0], "--user", "ghost")
-    assert result.exit_code == 1
-    assert "unknown user ID 'ghost'" in result.output
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and "unknown user ID 'ghost'" in result.output
     assert "Traceback" not in result.output
     result = _invoke("recommend", folders[1], "--user", 100, "--above-only")
-    assert result.exit_code == 1
-    assert "has no user interest boundary" in result.output
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and "has no user interest boundary" in \
+        result.output
 
 
 def test_analyze_writes_into_the_run_folder(folders, tmp_path):
@@ -66,3 +69,20 @@ def test_alpha_sweep_command(tmp_path):
     assert (tmp_path / "runs" / "s" / "alpha2" / "model.pt").is_file()
     result = _invoke("alpha-sweep", "--dataset", data, "--alphas", "1,x")
     assert result.exit_code == 2 and "expected numbers" in result.output
+
+
+@pytest.mark.parametrize("alphas, message", [
+    ("", "Invalid value for --alphas: expected a comma-separated list, got nothing"),
+    (" , ", "Invalid value for --alphas: expected a comma-separated list, got nothing"),
+    ("1,,2", "Invalid value for --alphas: empty entry in '1,,2'"),
+])
+def test_alpha_sweep_rejects_empty_alpha_lists_and_entries(tmp_path, alphas, message):
+    # "" was pandas' "No objects to concatenate"; "1,,2" silently ran alphas 1 and 2 only.
+    result = _invoke("alpha-sweep", "--dataset", tmp_path / "none.csv", "--alphas", alphas,
+                     "--output", tmp_path / "runs")
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "runs").exists()
+    from uibrec.analysis.alpha import alpha_sweep
+
+    with pytest.raises(ValueError, match="alphas: give at least one alpha"):
+        alpha_sweep([], output=str(tmp_path / "runs"))

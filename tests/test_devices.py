@@ -85,3 +85,40 @@ def test_train_checks_the_device_before_reading_data(tmp_path):
 
     with pytest.raises(ValueError, match="CUDA is not available here"):
         train(dataset=str(tmp_path / "missing.csv"), device="cuda", output=str(tmp_path))
+
+
+@pytest.mark.parametrize("name, message", [
+    ("meta", "device 'meta' holds no data and cannot train or score"),
+    ("mps", "device 'mps' cannot be used by torch .* here \\(.*\\); use --device cpu"),
+    ("xla", "device 'xla' cannot be used by torch .* here"),
+    ("ipu", "device 'ipu' cannot be used by torch .* here"),
+])
+def test_devices_torch_cannot_use_are_clear_errors(name, message):
+    # They passed the name check and failed later with torch's RuntimeError or
+    # NotImplementedError ("Cannot copy out of meta tensor") as a traceback.
+    if name == "mps" and torch.backends.mps.is_available():
+        pytest.skip("MPS is present")
+    with pytest.raises(ValueError, match=message):
+        resolve_device(name)
+
+
+def test_reproduce_and_search_check_the_device_before_any_run(tmp_path, monkeypatch,
+                                                               capsys):
+    import sys
+
+    from synthetic_experiment import write_experiment
+
+    from uibrec.cli import run
+
+    experiment = str(write_experiment(tmp_path / "exp"))
+    for command in (["reproduce", "--datasets", experiment, "--models", "mf"],
+                    ["search", "--dataset", experiment, "--model", "mf", "--loss", "native"]):
+        out = tmp_path / command[0]
+        argv = ["uibrec", "-q", *command, "--device", "meta", "--output", str(out)]
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as exited:
+            run()
+        assert exited.value.code == 2
+        assert capsys.readouterr().err == ("error: device 'meta' holds no data and cannot "
+                                           "train or score; use --device cpu or cuda\n")
+        assert not out.exists()  # no folder, study or run was made

@@ -123,3 +123,32 @@ def test_ranks_count_ties_against_the_positive(limit, monkeypatch):
     ranks = uibrec.evaluation.ranks_against(pos, others)
     assert ranks.dtype == torch.int64
     assert ranks.tolist() == [2, 0, 3]
+
+
+@pytest.mark.parametrize("pos, cand, ks, message", [
+    # A NaN positive compares false with every candidate: rank 0, a perfect hit@1.
+    ([np.nan], np.zeros((1, 100)), (1,), "pos_scores holds NaN at 1 place"),
+    # A NaN candidate never counts against the positive.
+    ([0.0, 1.0], [[np.nan, 2.0], [np.nan, np.nan]], (1,), "candidate_scores holds NaN at 3"),
+    # hit@0 is always 0 and was returned as a metric.
+    ([1.0], [[0.0]], (0,), r"ks must be cut-offs of at least 1, got \(0,\)"),
+    ([1.0], [[0.0]], (10, -1), r"ks must be cut-offs of at least 1, got \(10, -1\)"),
+    ([1.0], [[0.0]], (), r"ks must be cut-offs of at least 1, got \(\)"),
+    # Empty input gave NaN metrics.
+    (np.zeros(0), np.zeros((0, 100)), (1,), r"at least one user .* shape \(0, 100\)"),
+    ([1.0], np.zeros((1, 0)), (1,), r"at least one user and one candidate"),
+])
+def test_rank_metrics_rejects_nan_scores_bad_cutoffs_and_empty_input(pos, cand, ks, message):
+    with pytest.raises(ValueError, match=message):
+        rank_metrics(np.asarray(pos), np.asarray(cand), ks=ks)
+
+
+def test_metrics_from_ranks_rejects_empty_ranks_and_bad_cutoffs():
+    with pytest.raises(ValueError, match="no ranks to average"):
+        metrics_from_ranks(np.zeros(0, dtype=np.int64))
+    with pytest.raises(ValueError, match="ks must be cut-offs of at least 1"):
+        metrics_from_ranks(np.zeros(2, dtype=np.int64), ks=(0,))
+    # Ranks 0 and 3 at k = 10: hit 1, ndcg (1 + 1/log2(5)) / 2, mrr (1 + 1/4) / 2.
+    got = metrics_from_ranks(np.array([0, 3]), ks=(10,))
+    assert got == pytest.approx({"hit@10": 1.0, "ndcg@10": (1 + 1 / math.log2(5)) / 2,
+                                 "mrr@10": 0.625})

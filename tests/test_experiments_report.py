@@ -2,6 +2,7 @@ import json
 import math
 
 import pandas as pd
+import pytest
 
 from uibrec.experiments.report import (
     _cell,
@@ -77,3 +78,21 @@ def test_missing_loss_leaves_dashes(tmp_path):
     lines = results_table(rows, "sampled")
     assert lines[2].startswith("| AIV | NCF | .2000 ± .0100 | – | – |")
     assert paper_table([_record("native", 0, 0.3, dataset="aiv")]) == []
+
+
+def test_report_of_a_folder_that_is_not_a_reproduction_is_an_error(tmp_path, monkeypatch,
+                                                                    capsys):
+    # An empty folder or a train output folder got an empty report and exit 0.
+    import sys
+
+    from uibrec.cli import run
+
+    (tmp_path / "config.yaml").write_text("lr: 1.0\n")  # as in a train run folder
+    monkeypatch.setattr(sys, "argv", ["uibrec", "report", str(tmp_path)])
+    with pytest.raises(SystemExit) as exited:
+        run()
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path}: not a reproduce folder (no "
+                                       "runs.jsonl or plan.json); give the --output folder "
+                                       "of uibrec reproduce\n")
+    assert not (tmp_path / "report.md").exists()

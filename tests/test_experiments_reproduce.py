@@ -189,3 +189,23 @@ def test_no_seeds_or_zero_counts_are_errors(tmp_path):
         result = runner.invoke(main, args)
         assert result.exit_code == 2, result.output
         assert f"Invalid value for '{option}': 0 is not in the range x>=1." in result.output
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--models", "", "expected a comma-separated list, got nothing"),
+    ("--losses", " ", "expected a comma-separated list, got nothing"),
+    ("--datasets", "", "expected a comma-separated list, got nothing"),
+    ("--models", "mf,,ncf", "empty entry in 'mf,,ncf'"),
+])
+def test_empty_lists_are_errors(tmp_path, option, value, message):
+    # --models '' ran nothing and wrote a report called complete, with exit 0.
+    experiment = str(write_experiment(tmp_path / "exp"))
+    args = {"--datasets": experiment, "--models": "mf", "--losses": "native,uib", option: value}
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["reproduce", *[x for kv in args.items() for x in kv],
+                                       "--output", str(out)])
+    assert result.exit_code == 2
+    assert f"Invalid value for {option}: {message}" in result.output
+    assert not out.exists()
+    with pytest.raises(ValueError, match="models: give at least one"):
+        reproduce([experiment], [], output=out)

@@ -172,3 +172,43 @@ def test_quiet_silences_optuna_trial_lines():
     finally:
         root.setLevel(saved[0])
         optuna_root.setLevel(saved[1])
+
+
+@pytest.mark.parametrize("url, message", [
+    ("bogus://x", "storage 'bogus://x': unknown database kind 'bogus'"),
+    ("sqlite:////nonexistent/dir/x.db", "storage 'sqlite:////nonexistent/dir/x.db': cannot "
+     "create the database file: no folder /nonexistent/dir"),
+    ("notaurl", "storage 'notaurl': not a database URL"),
+])
+def test_bad_storage_url_is_a_one_line_error(tmp_path, monkeypatch, capsys, url, message):
+    # These were sqlalchemy tracebacks (NoSuchModuleError, OperationalError, ArgumentError).
+    import sys
+
+    from uibrec.cli import run
+
+    experiment = str(write_experiment(tmp_path / "exp"))
+    monkeypatch.setattr(sys, "argv", ["uibrec", "-q", "search", "--dataset", experiment,
+                                      "--model", "mf", "--loss", "native", "--storage", url,
+                                      "--output", str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as exited:
+        run()
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and "Traceback" not in err
+
+
+def test_bad_grid_value_fails_before_the_study_is_made(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from uibrec.cli import run
+
+    experiment = write_experiment(tmp_path / "exp", grid='{lr: [0.1, "x"]}')
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", ["uibrec", "-q", "search", "--dataset", str(experiment),
+                                      "--model", "mf", "--loss", "native", "--output", str(out)])
+    with pytest.raises(SystemExit) as exited:
+        run()
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (f"error: {experiment}: configurations.mf.native: grid "
+                                       "lr: value 'x': lr must be float, got 'x'\n")
+    assert not out.exists()  # no study, so no failed trial left in it

@@ -95,6 +95,13 @@ def _write(tmp_path, text):
     ("dataset: x\nconfigurations: {mf: {native: {settings: {lrate: 1}}}}\n",
      "configurations.mf.native: unknown setting(s) lrate"),
     ("dataset: x\nmax_trials: 0\n", "max_trials must be a positive integer"),
+    # Bad grid values failed only when a search reached them, in an Optuna traceback.
+    ("dataset: x\ngrid: {lr: [0.1, \"x\"]}\nconfigurations: {mf: {native: {}}}\n",
+     "configurations.mf.native: grid lr: value 'x': lr must be float, got 'x'"),
+    ("dataset: x\nconfigurations: {mf: {uib: {grid: {dropout: [0.1, 1.5]}}}}\n",
+     "configurations.mf.uib: grid dropout: value 1.5: dropout must be in [0, 1), got 1.5"),
+    ("dataset: x\nconfigurations: {mf: {uib: {grid: {model_options.layers: [[8, 4]]}}}}\n",
+     "configurations.mf.uib: grid model_options.layers: value [8, 4] is not a number"),
 ])
 def test_bad_files_name_file_and_key(tmp_path, text, message):
     path = _write(tmp_path, text)

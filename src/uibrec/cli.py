@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from uibrec.config import make_config, parse_value, read_config_file, to_json
+from uibrec.config import config_from_file, make_config, parse_value, to_json
 
 logger = logging.getLogger("uibrec")
 
@@ -68,7 +68,8 @@ def config_options(func):
         func = option(func)
     func = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                         help="Any other setting, e.g. --set model_options={layers: 2}.")(func)
-    func = click.option("-c", "--config", "config_file", type=click.Path(exists=True),
+    func = click.option("-c", "--config", "config_file",
+                        type=click.Path(exists=True, dir_okay=False),
                         help="YAML or TOML file of settings; options override it.")(func)
     return func
 
@@ -77,8 +78,9 @@ def build_config(config_file, sets, **options):
     overrides = {k: v for k, v in options.items() if v is not None}
     overrides.update(_overrides(sets))
     try:
-        base = read_config_file(config_file) if config_file else {}
-        return make_config(base, overrides)
+        if config_file:
+            return config_from_file(config_file, overrides)
+        return make_config({}, overrides)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
 
@@ -131,17 +133,43 @@ data.add_command(_data_stats)
 data.add_command(_data_synth)
 
 
-def run():
-    """Entry point that turns expected errors into one-line messages."""
+class UserError(click.ClickException):
+    """A mistake in the user's input: one line ``error: ...`` and exit status 2, the same
+    from every command (recommend, analyze and alpha-sweep said ``Error:`` with 1)."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def _user_errors() -> tuple:
     from uibrec.training import TrainingDivergedError
 
+    # A diverged run is the settings' fault (its message says which to lower), not ours.
+    return (KeyError, ValueError, FileNotFoundError, TrainingDivergedError)
+
+
+def user_error(exc: Exception) -> UserError:
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    return UserError(str(message))
+
+
+def fail_cleanly(func, *args, **kwargs):
+    """``func(*args, **kwargs)``, with the errors of bad input turned into a UserError."""
+    try:
+        return func(*args, **kwargs)
+    except _user_errors() as exc:
+        raise user_error(exc) from exc
+
+
+def run():
+    """Entry point that turns expected errors into one-line messages."""
     try:
         main(standalone_mode=True)
-    except (KeyError, ValueError, FileNotFoundError, TrainingDivergedError) as exc:
-        # A diverged run is the settings' fault (its message says which to lower), not ours.
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        click.echo(f"error: {message}", err=True)
-        sys.exit(2)
+    except _user_errors() as exc:
+        user_error(exc).show()
+        sys.exit(UserError.exit_code)
 
 
 from uibrec.commands_analysis import alpha_sweep, analyze, recommend  # noqa: E402

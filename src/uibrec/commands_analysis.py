@@ -7,19 +7,10 @@ from __future__ import annotations
 
 import click
 
-from uibrec.cli import build_config, config_options
+from uibrec.cli import build_config, config_options, fail_cleanly
 from uibrec.config import to_json
 
 _RUN_DIR = click.Path(exists=True, file_okay=False)
-
-
-def _fail_cleanly(func, *args, **kwargs):
-    """Unknown IDs, runs without a boundary and missing data become one-line errors."""
-    try:
-        return func(*args, **kwargs)
-    except (KeyError, ValueError, FileNotFoundError) as exc:
-        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-        raise click.ClickException(message) from exc
 
 
 @click.command()
@@ -37,7 +28,7 @@ def recommend(run_dir, users, k, above_only, include_seen, as_csv):
     """Top-k raw item IDs with scores, and whether each is above the user's boundary."""
     from uibrec.recommend import recommend as top_items
 
-    table = _fail_cleanly(top_items, run_dir, list(users), k=k,
+    table = fail_cleanly(top_items, run_dir, list(users), k=k,
                           only_above_boundary=above_only, exclude_seen=not include_seen)
     if as_csv:
         click.echo(table.to_csv(index=False), nl=False)
@@ -65,11 +56,11 @@ def analyze(run_dirs, out, compare, combined, batch_size):
     if out and len(run_dirs) > 1:
         raise click.UsageError("--out takes one run; several runs write into their folders")
     for run_dir in run_dirs:
-        summary = _fail_cleanly(analyze_run, run_dir, out, compare, batch_size=batch_size)
+        summary = fail_cleanly(analyze_run, run_dir, out, compare, batch_size=batch_size)
         click.echo(to_json(summary))
     if combined:
         folders = [out] if out else list(run_dirs)
-        table = combine_analyses(folders, combined)
+        table = fail_cleanly(combine_analyses, folders, combined)
         click.echo(f"combined figures of {len(table)} runs written to {combined}")
 
 
@@ -83,9 +74,10 @@ def alpha_sweep(ctx, config_file, sets, alphas, name, **options):
     """Train one UIB run per alpha (NCF by default) and plot metrics, boundaries and
     scores against alpha."""
     from uibrec.analysis.alpha import alpha_sweep as sweep
+    from uibrec.commands_experiments import split_list
 
     try:
-        values = [float(a) for a in alphas.split(",") if a.strip()]
+        values = [float(a) for a in split_list(alphas, "--alphas")]
     except ValueError as exc:
         raise click.BadParameter(f"expected numbers, got {alphas!r}",
                                  param_hint="--alphas") from exc
@@ -93,5 +85,5 @@ def alpha_sweep(ctx, config_file, sets, alphas, name, **options):
     options["loss"] = options.get("loss") or "uib"
     config = build_config(config_file, sets, **options)
     progress = config.progress and not ctx.obj["quiet"]
-    table = _fail_cleanly(sweep, values, config, name=name, progress=progress)
+    table = fail_cleanly(sweep, values, config, name=name, progress=progress)
     click.echo(table.to_string(index=False))

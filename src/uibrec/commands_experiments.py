@@ -10,8 +10,16 @@ from uibrec.config import to_json
 from uibrec.experiments.search import PRUNERS, SAMPLERS
 
 
-def _list(text: str | None) -> list[str]:
-    return [part.strip() for part in (text or "").split(",") if part.strip()]
+def split_list(text: str | None, option: str) -> list[str]:
+    """The entries of a comma-separated option; an empty list or entry is an error (an
+    empty --models ran nothing and called the reproduction complete)."""
+    parts = [part.strip() for part in (text or "").split(",")]
+    if not any(parts):
+        raise click.BadParameter("expected a comma-separated list, got nothing",
+                                 param_hint=option)
+    if not all(parts):
+        raise click.BadParameter(f"empty entry in {text!r}", param_hint=option)
+    return parts
 
 
 def _overrides(data_dir, epochs, device, sets) -> dict:
@@ -118,7 +126,8 @@ def reproduce(ctx, datasets, models, losses, seeds, do_search, experiments_dir, 
         _route_optuna_logs()
     quiet = bool(ctx.obj and ctx.obj.get("quiet"))
     result = run_reproduce(
-        _list(datasets), _list(models), _list(losses), seeds, output, search=do_search,
+        split_list(datasets, "--datasets"), split_list(models, "--models"),
+        split_list(losses, "--losses"), seeds, output, search=do_search,
         sampler=sampler, max_trials=trials, storage=storage, pruner=pruner,
         overrides=_overrides(data_dir, epochs, device, sets), experiments_dir=experiments_dir,
         max_runs=max_runs, progress=not quiet, n_boot=bootstrap, test=test,

@@ -72,9 +72,20 @@ class Config:
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 
+class SettingError(ValueError):
+    """A bad setting; ``keys`` are the settings at fault, for callers that say where."""
+
+    def __init__(self, message: str, keys=()):
+        super().__init__(message)
+        self.keys = list(keys)
+
+
 def read_config_file(path) -> dict:
     path = Path(path)
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a text file ({exc.reason})") from exc
     try:
         if path.suffix in (".toml", ".tml"):
             data = tomllib.loads(text)
@@ -108,11 +119,59 @@ def make_config(base: dict | None = None, overrides: dict | None = None) -> Conf
     merged.update(overrides or {})
     unknown = sorted(set(merged) - set(FIELDS))
     if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known settings: "
-                         f"{', '.join(sorted(FIELDS))}")
-    config = Config(**merged)
-    _check(config)
+        raise SettingError(f"unknown setting(s) {', '.join(unknown)}; known settings: "
+                           f"{', '.join(sorted(FIELDS))}", unknown)
+    config = Config(**_coerce_floats(merged))
+    try:
+        _check(config)
+    except ValueError as exc:  # every check's message starts with its setting's name
+        raise SettingError(str(exc), [str(exc).split()[0]]) from None
     return config
+
+
+def config_from_file(path, overrides: dict | None = None) -> Config:
+    """``make_config`` of a config file and overrides; an error caused by a setting of the
+    file names the file and, where the format tells it, the setting's line."""
+    data = read_config_file(path)
+    try:
+        return make_config(data, overrides)
+    except SettingError as exc:
+        keys = [key for key in exc.keys if key in data and key not in (overrides or {})]
+        if not keys:
+            raise
+        line = _key_line(Path(path), keys[0])
+        where = f"{path}, line {line}" if line else f"{path}"
+        raise SettingError(f"{where}: {exc}", exc.keys) from None
+
+
+def _key_line(path: Path, key: str) -> int | None:
+    """The 1-based line of a top-level key of a YAML, JSON or TOML file, if found."""
+    text = path.read_text()
+    if path.suffix in (".toml", ".tml"):
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.lstrip().startswith("["):
+                return None  # past the top-level table
+            if line.split("=", 1)[0].strip().strip("\"'") == key:
+                return number
+        return None
+    node = yaml.compose(text)
+    for key_node, _ in getattr(node, "value", []):
+        if getattr(key_node, "value", None) == key:
+            return key_node.start_mark.line + 1
+    return None
+
+
+def _coerce_floats(settings: dict) -> dict:
+    """Strings that read as numbers become floats for float settings: YAML 1.1 reads
+    ``1e-3`` (no dot) as a string, in config files, experiment files and ``--set``."""
+    out = dict(settings)
+    for name, value in settings.items():
+        if isinstance(value, str) and "float" in str(FIELDS[name].type):
+            try:
+                out[name] = float(value)
+            except ValueError:
+                pass  # left for the type check, which names the setting
+    return out
 
 
 _KINDS = {"int": int, "float": (int, float), "str": str, "bool": bool, "dict": dict}
@@ -175,7 +234,7 @@ def save_config(config: Config, path) -> None:
 
 
 def load_config(path) -> Config:
-    return make_config(read_config_file(path))
+    return config_from_file(path)
 
 
 def to_json(data) -> str:

@@ -25,7 +25,10 @@ FLOAT_COUNT_LIMIT = 2**24  # float32 counts 0/1 flags exactly below this many
 
 def metrics_from_ranks(ranks, ks: Sequence[int] = DEFAULT_KS) -> dict:
     """Hit@K, NDCG@K and MRR@K averaged over users, from 0-based ranks."""
+    _check_ks(ks)
     ranks = _cpu_tensor(ranks).to(torch.float64)
+    if ranks.numel() == 0:  # the means would be NaN, read as a score
+        raise ValueError("no ranks to average: give at least one user")
     out = {}
     for k in ks:
         hit = ranks < k
@@ -60,11 +63,28 @@ def rank_metrics(pos_scores, candidate_scores, ks: Sequence[int] = DEFAULT_KS) -
     Returns:
         ``{"hit@1": ..., "ndcg@1": ..., "mrr@1": ..., "hit@10": ..., ...}``.
     """
+    _check_ks(ks)
     pos, cand = _cpu_tensor(pos_scores), _cpu_tensor(candidate_scores)
     if cand.ndim != 2 or pos.shape != cand.shape[:1]:
         raise ValueError(f"expected pos_scores (U,) and candidate_scores (U, C), got "
                          f"{tuple(pos.shape)} and {tuple(cand.shape)}")
+    if pos.numel() == 0 or cand.shape[1] == 0:
+        raise ValueError(f"expected at least one user and one candidate, got "
+                         f"candidate_scores of shape {tuple(cand.shape)}")
+    # A NaN compares false with everything: a NaN positive would rank first (a perfect
+    # score) and a NaN candidate would never count against its positive.
+    for name, scores in (("pos_scores", pos), ("candidate_scores", cand)):
+        if scores.is_floating_point() and torch.isnan(scores).any():
+            raise ValueError(f"{name} holds NaN at {torch.isnan(scores).sum().item()} "
+                             "place(s); NaN scores cannot be ranked")
     return metrics_from_ranks(ranks_against(pos, cand), ks)
+
+
+def _check_ks(ks: Sequence[int]) -> None:
+    bad = [k for k in ks if isinstance(k, bool) or not isinstance(k, (int, np.integer))
+           or k < 1]
+    if bad or len(ks) == 0:
+        raise ValueError(f"ks must be cut-offs of at least 1, got {tuple(ks)!r}")
 
 
 def _cpu_tensor(values) -> torch.Tensor:

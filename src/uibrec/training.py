@@ -323,7 +323,7 @@ def train_epoch(comp: Components, optimizer, sampler: NegativeSampler, train_use
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
-    """The torch device of a name, with a clear error when CUDA is asked for but absent."""
+    """The torch device of a name, with a clear error when torch cannot use it here."""
     try:
         device = torch.device(name)
     except RuntimeError as exc:
@@ -332,6 +332,18 @@ def resolve_device(name: str | torch.device) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(device)!r}: CUDA is not available here (torch "
                          f"{torch.__version__}); use --device cpu")
+    if device.type == "meta":  # tensors without data: training would fail at the first copy
+        raise ValueError("device 'meta' holds no data and cannot train or score; "
+                         "use --device cpu or cuda")
+    try:
+        # A tiny allocation tells whether this torch build can use the device at all
+        # (mps, xla, ipu, ... fail here with errors of many types, or a CUDA index is out
+        # of range); only then is it worth reading the data.
+        torch.ones(1, device=device).add_(1).cpu()
+    except Exception as exc:  # torch raises any type for a backend it lacks
+        reason = " ".join(str(exc).split(". ")[0].split())[:160]
+        raise ValueError(f"device {str(device)!r} cannot be used by torch {torch.__version__} "
+                         f"here ({type(exc).__name__}: {reason}); use --device cpu") from exc
     return device
 
 

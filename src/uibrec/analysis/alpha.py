@@ -36,6 +36,8 @@ def alpha_sweep(alphas: Sequence[float] = ALPHAS, config: Config | None = None,
 
     Returns the table also written to ``alpha_sweep.csv`` in the sweep's folder.
     """
+    if len(alphas) == 0:  # pandas' "No objects to concatenate" said nothing useful
+        raise ValueError("alphas: give at least one alpha")
     overrides.setdefault("loss", "uib")
     base = make_config(config.to_dict() if config else {}, overrides)
     loss_name = resolve_loss_name(base.model, base.loss, get_model_class(base.model).native_loss)

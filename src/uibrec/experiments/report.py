@@ -188,6 +188,10 @@ def write_report(root, plan: dict | None = None, n_boot: int = 1000, test: str =
                  title: str = "Reproduction of the paper's main experiment") -> Path:
     """Write ``runs.csv``, ``summary.csv`` and ``report.md`` into ``root``; return the report."""
     root = Path(root)
+    if plan is None and not any((root / name).is_file() for name in (PLAN_FILE, "runs.jsonl")):
+        # An empty folder or a train run folder got an empty report and exit 0.
+        raise ValueError(f"{root}: not a reproduce folder (no runs.jsonl or {PLAN_FILE}); "
+                         "give the --output folder of uibrec reproduce")
     if plan is None and (root / PLAN_FILE).is_file():
         plan = json.loads((root / PLAN_FILE).read_text())
     plan = plan or {}

@@ -25,6 +25,7 @@ from uibrec.experiments.spec import (
     settings_hash,
 )
 from uibrec.models import get_model_class
+from uibrec.training import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +94,16 @@ def reproduce(datasets, models, losses=LOSSES, seeds=5, output="results/reproduc
     seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seeds:  # nothing would run, and the report would call it complete
         raise ValueError("seeds: give at least one seed")
+    for name, values in (("datasets", datasets), ("models", models), ("losses", losses)):
+        if len(values) == 0:  # the same: an empty plan, called complete
+            raise ValueError(f"{name}: give at least one")
     root = Path(output)
-    root.mkdir(parents=True, exist_ok=True)
     experiments = plan_experiments(datasets, models, losses, experiments_dir)
     overrides = {"cache_dir": str(root / ".cache"), **(overrides or {})}
+    # A device torch cannot use fails every run: say so before any folder or search.
+    for device in {e.config(overrides).device for e in experiments}:
+        resolve_device(device)
+    root.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(root / "runs.jsonl")
     counter = RunCounter(limit=max_runs)
     plan: dict = {}

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from uibrec.experiments.spec import Experiment, apply_params, settings_hash
-from uibrec.training import TrainingDivergedError, fit, load_split
+from uibrec.training import TrainingDivergedError, fit, load_split, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -55,15 +55,38 @@ def default_storage(output) -> str:
 
 
 def make_storage(url: str):
+    """Optuna's database storage of ``url``; a URL it cannot open is a ``ValueError``."""
     import optuna
+    import sqlalchemy.exc
 
     # Wait for a busy SQLite file rather than fail when several workers share it.
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
-                                          heartbeat_interval=HEARTBEAT_SECONDS,
-                                          grace_period=GRACE_SECONDS)
+    try:
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                              heartbeat_interval=HEARTBEAT_SECONDS,
+                                              grace_period=GRACE_SECONDS)
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
+        raise ValueError(f"storage {url!r}: {_storage_problem(url, exc)}") from exc
+
+
+def _storage_problem(url: str, exc: Exception) -> str:
+    import sqlalchemy.exc
+
+    if isinstance(exc, sqlalchemy.exc.NoSuchModuleError):
+        return (f"unknown database kind {url.split(':', 1)[0]!r} (expected a database URL "
+                "such as sqlite:///path/studies.db or postgresql://user@host/db)")
+    if isinstance(exc, sqlalchemy.exc.ArgumentError):
+        return "not a database URL (expected e.g. sqlite:///path/studies.db)"
+    if isinstance(exc, ImportError):
+        return "the Python driver of this database is not installed"
+    if url.startswith("sqlite:///"):
+        folder = Path(url[len("sqlite:///"):]).parent
+        if not folder.is_dir():
+            return f"cannot create the database file: no folder {folder}"
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    return f"cannot open the database ({reason})"
 
 
 def study_name(experiment: Experiment, overrides: dict | None, sampler: str) -> str:
@@ -239,6 +262,7 @@ def search(experiment: Experiment, output, storage: str | None = None, sampler: 
 
     overrides = dict(overrides or {})
     overrides.setdefault("cache_dir", str(Path(output) / ".cache"))
+    resolve_device(experiment.config(overrides).device)  # before a trial fails on it
     url = storage or default_storage(output)
     if max_trials is None:  # 0 must not fall through to the experiment's default
         max_trials = experiment.max_trials

@@ -161,8 +161,27 @@ def load_experiments(name_or_path, directory=None) -> dict[tuple[str, str], Expe
             experiment = Experiment(name, str(model), str(loss), settings, grid, max_trials,
                                     str(path))
             experiment.config()  # fails early, naming the file, on a bad setting
+            _check_grid_values(experiment, where)
             out[(str(model), str(loss))] = experiment
     return out
+
+
+def _check_grid_values(experiment: Experiment, where: str) -> None:
+    """Every grid value makes a valid configuration on its own: a bad one failed only
+    when a search reached it, as an Optuna traceback and a failed trial in the study."""
+    for key, values in experiment.grid.items():
+        for value in values:
+            # Optuna's categorical choices: a list or mapping cannot be a grid value.
+            if value is not None and not isinstance(value, (bool, int, float, str)):
+                raise ExperimentFileError(
+                    f"{experiment.source}: {where}: grid {key}: value {value!r} is not a "
+                    "number, string, boolean or null")
+            try:
+                experiment.config(params={key: value})
+            except ExperimentFileError as exc:
+                reason = str(exc.__cause__ or exc)
+                raise ExperimentFileError(f"{experiment.source}: {where}: grid {key}: value "
+                                          f"{value!r}: {reason}") from exc
 
 
 def _mapping(data: dict, key: str, path, where: str = "") -> dict:
