@@ -56,6 +56,8 @@ def test_missing_dataset_offline_says_what_to_put_where(tmp_path, monkeypatch):
 
     monkeypatch.setattr(registry, "download", offline)
     monkeypatch.delenv("UIBREC_DATA_DIR", raising=False)
+    (tmp_path / "nothing").mkdir()  # a data folder without the dataset (a missing folder
+    # is an error of its own, before any download)
     with pytest.raises(registry.DatasetNotFoundError) as info:
         uibrec.load_dataset("ml-1m", data_dir=tmp_path / "nothing")
     message = str(info.value)
