@@ -6,6 +6,7 @@ import pytest
 import uibrec
 from uibrec.data import registry
 from uibrec.data.readers import DataFormatError, read_csv_with_header, read_movielens_dat
+from uibrec.data.split import no_users_left
 
 
 def test_raw_ids_and_indices_map_both_ways():
@@ -88,3 +89,11 @@ def test_sorted_unique_is_numpy_unique():
     assert sorted_unique(np.array([], dtype=np.int64)).tolist() == []
     values = np.random.default_rng(0).integers(0, 50, 400)
     assert np.array_equal(sorted_unique(values), np.unique(values))
+
+
+def test_no_users_left_counts_in_words():
+    report = {"users filtered out": 1, "rows of filtered users/items": 3}
+    assert no_users_left(5, report) == (
+        "no users left after min_user_interactions=5 (removed 1 user, 3 rows)")
+    report = {"users filtered out": 2, "rows of filtered users/items": 1}
+    assert no_users_left(2, report).endswith("(removed 2 users, 1 row)")

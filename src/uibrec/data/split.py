@@ -205,9 +205,14 @@ def _lowest(dtype: np.dtype):
 
 def no_users_left(min_user: int, report: dict) -> str:
     """What :func:`prepare` removed when it left no user, for errors and warnings."""
+    users = report.get("users filtered out", 0)
+    rows = report.get("rows of filtered users/items", 0)
     return (f"no users left after min_user_interactions={min_user} (removed "
-            f"{report.get('users filtered out', 0)} users, "
-            f"{report.get('rows of filtered users/items', 0)} rows)")
+            f"{_count(users, 'user')}, {_count(rows, 'row')})")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def prepare(data: Interactions, min_user: int = 5, min_item: int = 0,
