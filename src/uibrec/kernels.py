@@ -296,7 +296,11 @@ def csr_matmul(indptr, indices, values, dense, out):
 @_jit_parallel
 def csr_matmul_rows(indptr, indices, values, dense, rows, out):
     """``out[r] = M[r] @ dense`` for each ``r`` in ``rows`` (other rows of ``out`` are
-    left as they are), the same sums in the same order as :func:`csr_matmul`."""
+    left as they are), the same sums in the same order as :func:`csr_matmul`.
+
+    The row loop is written out in both: with it in a shared helper, the full product
+    took 4.4 to 8.3 ms against 3.7 to 3.9 (ML-1M-sized, run alternately on a busy
+    machine)."""
     dim = dense.shape[1]
     for k in prange(len(rows)):
         row = rows[k]
