@@ -55,17 +55,16 @@ def sparse_mm(matrix: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
     """``matrix @ dense`` for a CSR ``matrix``: a compiled kernel on the CPU in float32
     (:func:`uibrec.kernels.csr_matmul`, on as many threads as torch uses), PyTorch's
     own product elsewhere."""
-    if (kernels.AVAILABLE and dense.device.type == "cpu" and dense.dtype == torch.float32
-            and matrix.dtype == torch.float32):
-        out = torch.empty(matrix.shape[0], dense.shape[1])
-        kernels.set_threads(torch.get_num_threads())
-        kernels.csr_matmul(matrix.crow_indices().numpy(), matrix.col_indices().numpy(),
-                           matrix.values().numpy(), dense.contiguous().numpy(), out.numpy())
-        return out
-    return torch.sparse.mm(matrix, dense)
+    if not _fast_path(matrix, dense):
+        return torch.sparse.mm(matrix, dense)
+    out = torch.empty(matrix.shape[0], dense.shape[1])
+    kernels.set_threads(torch.get_num_threads())
+    kernels.csr_matmul(*_csr_arrays(matrix), dense.contiguous().numpy(), out.numpy())
+    return out
 
 
 def _fast_path(matrix: torch.Tensor, dense: torch.Tensor) -> bool:
+    """Whether the compiled CPU kernels take this product (float32 on the CPU)."""
     return (kernels.AVAILABLE and dense.device.type == "cpu"
             and dense.dtype == torch.float32 and matrix.dtype == torch.float32)
 
