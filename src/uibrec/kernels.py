@@ -50,9 +50,33 @@ prange = numba.prange if numba is not None else range
 
 
 def set_threads(count: int) -> None:
-    """Use ``count`` threads in the parallel kernels (at most Numba's pool size)."""
-    if numba is not None:
-        numba.set_num_threads(max(1, min(count, numba.config.NUMBA_NUM_THREADS)))
+    """Use ``count`` threads in the parallel kernels (at most Numba's pool size).
+
+    Every parallel kernel is launched after a call to this, which starts Numba's thread
+    pool first if it is not running. Numba's OpenMP pool shares the OpenMP runtime with
+    torch, and its start sets that runtime's thread count to the pool size: torch, set to
+    one thread, then ran its own operations on every core. The start is made here, with
+    torch's count restored after it."""
+    global _pool_started
+    if numba is None:
+        return
+    if not _pool_started:
+        import torch
+
+        torch_threads = torch.get_num_threads()
+        _start_pool(np.zeros(1))
+        torch.set_num_threads(torch_threads)
+        _pool_started = True
+    numba.set_num_threads(max(1, min(count, numba.config.NUMBA_NUM_THREADS)))
+
+
+_pool_started = False
+
+
+@_jit_parallel
+def _start_pool(scratch):
+    for k in prange(len(scratch)):
+        scratch[k] = 0.0
 
 
 def _word_ops():
@@ -275,32 +299,11 @@ def draw_negatives(users, words, num_items, bits, sorted_keys, out):
 
 
 @_jit_parallel
-def csr_matmul(indptr, indices, values, dense, out):
-    """``out = M @ dense`` for the CSR matrix ``M`` (``indptr``, ``indices``, ``values``).
-
-    Each output row is a weighted sum of rows of ``dense`` that only its own thread
-    writes, so rows are split over threads with no locks and the result does not depend
-    on the thread count.
-    """
-    dim = dense.shape[1]
-    for row in prange(len(indptr) - 1):
-        for j in range(dim):
-            out[row, j] = 0.0
-        for at in range(indptr[row], indptr[row + 1]):
-            col = indices[at]
-            weight = values[at]
-            for j in range(dim):
-                out[row, j] += weight * dense[col, j]
-
-
-@_jit_parallel
 def csr_matmul_rows(indptr, indices, values, dense, rows, out):
     """``out[r] = M[r] @ dense`` for each ``r`` in ``rows`` (other rows of ``out`` are
-    left as they are), the same sums in the same order as :func:`csr_matmul`.
-
-    The row loop is written out in both: with it in a shared helper, the full product
-    took 4.4 to 8.3 ms against 3.7 to 3.9 (ML-1M-sized, run alternately on a busy
-    machine)."""
+    left as they are) for the CSR matrix ``M`` (``indptr``, ``indices``, ``values``),
+    each row's terms added in order. Rows are split over threads with no locks (each
+    output row is one thread's), so the result does not depend on the thread count."""
     dim = dense.shape[1]
     for k in prange(len(rows)):
         row = rows[k]
