@@ -9,6 +9,7 @@ from uibrec.experiments.repeats import (
     Ledger,
     RunCounter,
     RunLimitReached,
+    make_record,
     mean_std,
     run_repeats,
 )
@@ -54,3 +55,15 @@ def test_the_seed_reaches_the_dropout_masks(tmp_path):
     masks = [build_components(experiment.config({"seed": s, "dropout": 0.5}), 4, 4)
              .model.dropout.mask((8, 8)) for s in (0, 0, 1)]
     assert torch.equal(masks[0], masks[1]) and not torch.equal(masks[0], masks[2])
+
+
+def test_a_resumed_runs_record_counts_its_time_before_the_interruption(tmp_path):
+    experiment = load_experiments(write_experiment(tmp_path / "exp"))[("mf", "native")]
+    config = experiment.config({"cache_dir": str(tmp_path / "cache")})
+    metrics = {"run_dir": str(tmp_path / "runs" / "one"), "train_seconds": 1030.0,
+               "resumed_seconds": 1000.0, "data_seconds": 2.0}
+    record = make_record(experiment, config, metrics, tmp_path, wall_seconds=40.0)
+    assert (record["train_seconds"], record["wall_seconds"]) == (1030.0, 1040.0)
+    fresh = make_record(experiment, config, {**metrics, "resumed_seconds": 0.0}, tmp_path,
+                        wall_seconds=40.0)
+    assert fresh["wall_seconds"] == 40.0

@@ -115,7 +115,8 @@ def _train(config: Config, progress: bool, parallel) -> dict:
     # run again finds the checkpoint of its interrupted attempt and resumes it.
     result = fit(config, split, candidates, progress=progress, parallel=parallel,
                  checkpoint=checkpoint_path(config))
-    train_seconds = time.perf_counter() - start - data_seconds
+    # With the training done before an interruption, when this run resumed one.
+    train_seconds = time.perf_counter() - start - data_seconds + result.resumed_seconds
     ranks: dict = {}
     metrics = evaluate_components(result.components, split, candidates, config.full_ranking,
                                   config.device, ranks, parallel)
@@ -125,6 +126,7 @@ def _train(config: Config, progress: bool, parallel) -> dict:
         "epochs": epochs,
         "seconds_per_epoch": float(np.mean([r["seconds"] for r in result.history])),
         "train_seconds": train_seconds,
+        "resumed_seconds": result.resumed_seconds,
         "data_seconds": data_seconds,
         "loss": result.components.loss_name,
         "num_negatives": result.components.num_negatives,

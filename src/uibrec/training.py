@@ -207,6 +207,9 @@ class TrainResult:
     history: list = field(default_factory=list)  # one dict per epoch
     best_epoch: int = 0
     best_valid: dict = field(default_factory=dict)
+    # Seconds of training before this process resumed the run (0 for a fresh one): each
+    # history row's ``elapsed`` counts from the run's start, across resumes.
+    resumed_seconds: float = 0.0
 
 
 def _batch_loss(comp: Components, users, pos, negatives, weight_decay: float):
@@ -426,6 +429,7 @@ class _Loop:
         self.best_score, self.best_state = state["best_score"], state["best_state"]
         self.result.best_epoch, self.result.best_valid = state["best_epoch"], state["best_valid"]
         self.result.history = list(state["history"])
+        self.result.resumed_seconds = _elapsed(self.result.history)
 
     def random_states(self) -> dict:
         return checkpoints.random_states(self.comp.model, self.sampler, self.generator)
@@ -438,6 +442,16 @@ def _plain(row: dict) -> dict:
     # NumPy scalars (figures divided by np.int64 sizes) become Python numbers, which a
     # weights-only torch.load accepts; the values are the same.
     return {k: v.item() if isinstance(v, np.generic) else v for k, v in row.items()}
+
+
+def _elapsed(history: list) -> float:
+    """Seconds from a run's start to the end of its last epoch in ``history``. Rows
+    written before rows had ``elapsed`` count their training seconds only."""
+    if not history:
+        return 0.0
+    if "elapsed" in history[-1]:
+        return float(history[-1]["elapsed"])
+    return float(sum(row["seconds"] for row in history))
 
 
 def _resume(loop: _Loop, path, config: Config, parallel) -> None:
@@ -471,6 +485,7 @@ def fit(config: Config, split: Split, candidates: np.ndarray, progress: bool = F
         _resume(loop, checkpoint, config, parallel)
 
     result = loop.result
+    started = time.perf_counter() - result.resumed_seconds
     # A checkpoint written at an early stop resumes with no epoch left to train.
     last = loop.epoch if loop.stale >= config.patience else config.epochs
     epochs = range(loop.epoch + 1, last + 1)
@@ -497,6 +512,7 @@ def fit(config: Config, split: Split, candidates: np.ndarray, progress: bool = F
             logger.info("epoch %d loss %.4f valid %s %.4f (%.1fs/epoch)", epoch, stats.loss,
                         config.metric, score, stats.seconds)
             loop.validated(epoch, valid, score)
+        row["elapsed"] = time.perf_counter() - started
         result.history.append(row)
         if valid is not None:
             if checkpoint is not None:
