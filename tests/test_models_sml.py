@@ -44,6 +44,46 @@ def test_loss_extras_are_positive_to_negative_distances():
     torch.testing.assert_close(extras["pos_neg_distance"], torch.tensor([[0.25, 1.0]]))
 
 
+@pytest.mark.parametrize("kernels", [True, False], ids=["compiled", "tensor code"])
+def test_training_distances_match_the_direct_form(kernels, monkeypatch):
+    # The training path computes |p|^2 + |t|^2 - 2 p.t through the fused lookup; scores,
+    # item-side distances and every gradient equal the direct (B, K, d) form's.
+    monkeypatch.setattr("uibrec.ops.USE_KERNELS", kernels)
+    gen = torch.Generator().manual_seed(4)
+    idx = torch.randint(0, 30, (16, 6), generator=gen)
+    users = torch.randint(0, 20, (16,), generator=gen)
+    weights = torch.randn(16, 6, generator=gen)
+    results = []
+    for fused in (True, False):
+        torch.manual_seed(0)
+        model = SML(20, 30, dim=8)
+        model.after_step()  # rows into the unit ball, as in training
+        model.train()
+        if not fused:
+            monkeypatch.setattr(SML, "_fused", lambda self: False)
+        user_vecs = model.users(users)
+        scores = model.score_items(user_vecs, idx)
+        extras = model.loss_extras(user_vecs, idx)["pos_neg_distance"]
+        ((scores * weights).sum() + extras.pow(2).sum()).backward()
+        results.append((scores.detach(), extras.detach(), model.user_embedding.grad,
+                        model.item_embedding.grad))
+    for fused_value, direct_value in zip(*results):
+        torch.testing.assert_close(fused_value, direct_value, rtol=1e-5, atol=1e-6)
+    # And the direct form is what the scores are: -||u - i||^2 worked out per pair.
+    direct = -(model.item_embedding[idx] - model.user_embedding[users].unsqueeze(1))
+    torch.testing.assert_close(results[0][0], -direct.pow(2).sum(-1).detach(),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_training_with_dropout_takes_the_direct_form():
+    model = SML(4, 5, dim=4, dropout=0.5)
+    model.train()
+    assert not model._fused()
+    model.eval()
+    assert model._fused()
+    assert SML(4, 5, dim=4)._fused()
+
+
 def _one_triplet(boundary=None):
     # d(u,p) = 0.2, d(u,n) = 0.5, d(p,n) = 0.4; user 0, positive item 1.
     return LossInput(pos_scores=torch.tensor([-0.2]), neg_scores=torch.tensor([[-0.5]]),
