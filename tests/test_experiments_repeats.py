@@ -63,7 +63,7 @@ def test_a_resumed_runs_record_counts_its_time_before_the_interruption(tmp_path)
     metrics = {"run_dir": str(tmp_path / "runs" / "one"), "train_seconds": 1030.0,
                "resumed_seconds": 1000.0, "data_seconds": 2.0}
     record = make_record(experiment, config, metrics, tmp_path, wall_seconds=40.0)
-    assert (record["train_seconds"], record["wall_seconds"]) == (1030.0, 1040.0)
+    assert (record["wall_seconds"], record["resumed_seconds"]) == (1040.0, 1000.0)
     fresh = make_record(experiment, config, {**metrics, "resumed_seconds": 0.0}, tmp_path,
                         wall_seconds=40.0)
-    assert fresh["wall_seconds"] == 40.0
+    assert (fresh["wall_seconds"], fresh["resumed_seconds"]) == (40.0, 0.0)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from uibrec import kernels
 from uibrec.data.candidates import sample_candidates
 from uibrec.evaluation import Evaluator
 from uibrec.models.lightgcn import (
@@ -99,6 +100,7 @@ def test_row_kernel_matches_the_full_product(threads, monkeypatch):
     dense[dense < 0.8] = 0.0
     matrix = dense.to_sparse_csr()
     x = torch.randn(40, 8, generator=gen)
+    kernels.set_threads(1)  # the pool started first, with torch's real thread count
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     monkeypatch.setattr("uibrec.models.lightgcn.ROWS_MAX_SHARE", 2.0)  # the kernel always
     full = sparse_mm(matrix, x)

@@ -1,4 +1,6 @@
+import json
 import shutil
+import time
 
 import pytest
 from _tiny_runs import train_tiny
@@ -62,3 +64,23 @@ def test_changed_data_with_the_same_counts_is_refused(tmp_path):
     with pytest.raises(ValueError, match=expected):
         recommend(run_dir, [100], k=3)
     assert sorted((tmp_path / "runs" / ".cache").iterdir()) == cached  # nothing new sampled
+
+
+def test_a_resumed_run_reports_its_training_before_the_resume(tmp_path, monkeypatch):
+    # fit reports 1000 s trained before this process resumed the run; the run's training
+    # seconds count them on top of its own.
+    import uibrec.runs
+
+    real_fit = uibrec.runs.fit
+
+    def resumed_fit(*args, **kwargs):
+        result = real_fit(*args, **kwargs)
+        result.resumed_seconds = 1000.0
+        return result
+
+    monkeypatch.setattr(uibrec.runs, "fit", resumed_fit)
+    start = time.perf_counter()
+    metrics = json.loads((train_tiny(tmp_path) / "metrics.json").read_text())
+    took = time.perf_counter() - start
+    assert metrics["resumed_seconds"] == 1000.0
+    assert 1000.0 < metrics["train_seconds"] < 1000.0 + took

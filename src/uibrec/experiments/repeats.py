@@ -81,8 +81,10 @@ def make_record(experiment: Experiment, config: Config, metrics: dict, root: Pat
             record[f"{which}_{metric}"] = value
     for name in ("best_epoch", "epochs", "seconds_per_epoch", "train_seconds", "data_seconds"):
         record[name if name != "epochs" else "epochs_run"] = metrics.get(name)
-    # A resumed run's wall time counts its training before the interruption too.
-    record["wall_seconds"] = wall_seconds + metrics.get("resumed_seconds", 0.0)
+    # A resumed run's wall time counts its training before the interruption too (records
+    # written before resumed_seconds existed count only their last process's time).
+    record["resumed_seconds"] = metrics.get("resumed_seconds", 0.0)
+    record["wall_seconds"] = wall_seconds + record["resumed_seconds"]
     record["run_dir"] = str(Path(metrics["run_dir"]).resolve().relative_to(root.resolve()))
     record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     return record

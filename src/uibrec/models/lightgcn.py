@@ -56,7 +56,7 @@ def sparse_mm(matrix: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
 
     On the CPU, with the 32-bit indices built here, it took 1.9 ms for an ML-1M-sized
     product (d = 32, one thread) against 3.8 ms for a Numba row loop (benchmarks/README),
-    whose results it matched exactly there."""
+    with the same results up to rounding."""
     return torch.sparse.mm(matrix, dense)
 
 
@@ -72,9 +72,9 @@ def _csr_arrays(matrix: torch.Tensor):
 
 def sparse_mm_rows(matrix: torch.Tensor, dense: torch.Tensor, rows: np.ndarray):
     """``matrix @ dense`` where only ``rows`` of the result are needed: on the CPU, when
-    they are fewer than ``ROWS_MAX_SHARE`` of all rows, those are computed (each row
-    summed in order, as :func:`sparse_mm` does, up to rounding) and the others left
-    zero; otherwise the whole product."""
+    they are fewer than ``ROWS_MAX_SHARE`` of all rows, those are computed (the same
+    sums as :func:`sparse_mm` up to rounding) and the others left zero; otherwise the
+    whole product."""
     if not _fast_path(matrix, dense) or len(rows) >= ROWS_MAX_SHARE * matrix.shape[0]:
         return sparse_mm(matrix, dense)
     out = torch.zeros(matrix.shape[0], dense.shape[1])
