@@ -323,8 +323,10 @@ def _distributed_worker(rank: int, world_size: int, port: int, settings: dict,
                       "digest": _digest(run.components.state_dict())}
                for kind, run in runs.items()}
         (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps(out))
-    finally:
-        parallel.close()
+    except BaseException:
+        parallel.close(wait=False)  # the other process may never reach the barrier
+        raise
+    parallel.close()
 
 
 def test_two_processes_resume_bit_for_bit(data, tmp_path):

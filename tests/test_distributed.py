@@ -86,8 +86,10 @@ def _worker(rank: int, world_size: int, port: int, settings: dict, out_dir: str)
                "sampled": _summary(_fit(config, parallel))}
         with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as file:
             json.dump(out, file)
-    finally:
-        parallel.close()
+    except BaseException:
+        parallel.close(wait=False)  # the other process may never reach the barrier
+        raise
+    parallel.close()
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +169,25 @@ def test_torchrun_launches_the_cli(tmp_path):
     assert [p.name for p in runs.iterdir() if not p.name.startswith(".")] == [
         "near.csv-mf-native-seed0"]
     assert list((runs / ".checkpoints").iterdir()) == []  # written, then removed, by 0
+
+
+@pytest.mark.parametrize(("wait", "calls"), [(True, ["barrier", "destroy"]),
+                                             (False, ["destroy"])])
+def test_close_waits_for_the_others_before_leaving(monkeypatch, wait, calls):
+    # Leaving while a peer still used the connections made that peer abort now and then
+    # ("terminate called without an active exception"): close meets the others first,
+    # unless on an error, when they may never come.
+    import uibrec.distributed as distributed
+
+    seen = []
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed.dist, "barrier", lambda: seen.append("barrier"))
+    monkeypatch.setattr(distributed.dist, "destroy_process_group",
+                        lambda: seen.append("destroy"))
+    parallel = distributed.Parallel(0, 2, 0, torch.device("cpu"))
+    parallel.owns_group = True
+    parallel.close(wait=wait)
+    assert seen == calls
+    assert not parallel.owns_group
+    parallel.close()  # a second close does nothing
+    assert seen == calls

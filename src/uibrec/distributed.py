@@ -132,9 +132,15 @@ class Parallel:
                     dist.get_backend())
         return parallel
 
-    def close(self) -> None:
-        """Leave the process group, if :meth:`start` created it."""
+    def close(self, wait: bool = True) -> None:
+        """Leave the process group, if :meth:`start` created it. With ``wait``, first
+        wait until every process gets here: a process that tears its connections down
+        while a peer still uses them made that peer abort now and then (gloo: "terminate
+        called without an active exception"). Pass ``wait=False`` on an error, when the
+        others may never come."""
         if self.owns_group and dist.is_initialized():
+            if wait:
+                dist.barrier()
             dist.destroy_process_group()
             self.owns_group = False
 

@@ -95,10 +95,14 @@ def train(config: Config | None = None, progress: bool = False,
     parallel = Parallel.start(config.device) if (
         launched() if distributed is None else distributed) else None
     try:
-        return _train(config, progress, parallel)
-    finally:
+        metrics = _train(config, progress, parallel)
+    except BaseException:
         if parallel is not None:
-            parallel.close()
+            parallel.close(wait=False)
+        raise
+    if parallel is not None:
+        parallel.close()
+    return metrics
 
 
 def _train(config: Config, progress: bool, parallel) -> dict:
