@@ -308,8 +308,7 @@ def _distributed_worker(rank: int, world_size: int, port: int, settings: dict,
     torch.set_num_threads(1)
     from uibrec.distributed import Parallel
 
-    parallel = Parallel.start("cpu")
-    try:
+    with Parallel.start("cpu") as parallel:
         config = make_config({}, settings)
         with parallel.main_first():
             split, candidates = load_split(config)
@@ -323,10 +322,6 @@ def _distributed_worker(rank: int, world_size: int, port: int, settings: dict,
                       "digest": _digest(run.components.state_dict())}
                for kind, run in runs.items()}
         (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps(out))
-    except BaseException:
-        parallel.close(wait=False)  # the other process may never reach the barrier
-        raise
-    parallel.close()
 
 
 def test_two_processes_resume_bit_for_bit(data, tmp_path):

@@ -79,17 +79,12 @@ def _worker(rank: int, world_size: int, port: int, settings: dict, out_dir: str)
     torch.set_num_threads(1)
     from uibrec.distributed import Parallel
 
-    parallel = Parallel.start("cpu")
-    try:
+    with Parallel.start("cpu") as parallel:
         config = make_config({}, settings)
         out = {"fixed": _summary(_fit(config, parallel, fixed_negatives=True)),
                "sampled": _summary(_fit(config, parallel))}
         with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as file:
             json.dump(out, file)
-    except BaseException:
-        parallel.close(wait=False)  # the other process may never reach the barrier
-        raise
-    parallel.close()
 
 
 @pytest.fixture(scope="module")
@@ -190,4 +185,23 @@ def test_close_waits_for_the_others_before_leaving(monkeypatch, wait, calls):
     assert seen == calls
     assert not parallel.owns_group
     parallel.close()  # a second close does nothing
+    assert seen == calls
+
+
+@pytest.mark.parametrize(("fails", "calls"), [(False, ["barrier", "destroy"]),
+                                              (True, ["destroy"])])
+def test_with_block_waits_unless_it_raised(monkeypatch, fails, calls):
+    import uibrec.distributed as distributed
+
+    seen = []
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed.dist, "barrier", lambda: seen.append("barrier"))
+    monkeypatch.setattr(distributed.dist, "destroy_process_group",
+                        lambda: seen.append("destroy"))
+    parallel = distributed.Parallel(0, 2, 0, torch.device("cpu"))
+    parallel.owns_group = True
+    with pytest.raises(RuntimeError) if fails else nullcontext():
+        with parallel:
+            if fails:
+                raise RuntimeError("the training failed")
     assert seen == calls

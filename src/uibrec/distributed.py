@@ -144,6 +144,13 @@ class Parallel:
             dist.destroy_process_group()
             self.owns_group = False
 
+    def __enter__(self) -> Parallel:
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        """:meth:`close`, waiting for the others unless the block raised."""
+        self.close(wait=exc_type is None)
+
     @contextmanager
     def main_first(self):
         """Run the block on process 0, then on the others (e.g. to write a cache once)."""

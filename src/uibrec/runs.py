@@ -94,15 +94,10 @@ def train(config: Config | None = None, progress: bool = False,
         torch.set_num_threads(config.threads)
     parallel = Parallel.start(config.device) if (
         launched() if distributed is None else distributed) else None
-    try:
-        metrics = _train(config, progress, parallel)
-    except BaseException:
-        if parallel is not None:
-            parallel.close(wait=False)
-        raise
-    if parallel is not None:
-        parallel.close()
-    return metrics
+    if parallel is None:
+        return _train(config, progress, None)
+    with parallel:  # leaves the process group, with the others unless training failed
+        return _train(config, progress, parallel)
 
 
 def _train(config: Config, progress: bool, parallel) -> dict:
